@@ -1,0 +1,50 @@
+"""What happens once at start, before the first request: the database is
+evolved and, when it has no user yet, the `admin` account is created."""
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import transaction
+
+from . import settings as settings_module
+from .evolve import evolve
+from .resources import app_root
+
+ADMIN_PASSWORD_FILE = "initial-admin-password"
+
+
+def database(registry):
+    """The ZODB database pyramid_zodbconn opened for the app."""
+    return registry._zodb_databases[""]
+
+
+def create_first_admin(root, var_dir, password):
+    """The first start on an empty database creates `admin`: with the
+    password from the settings (PROVISIONER_ADMIN_PASSWORD), or a random one
+    printed once and written to a file only its owner can read."""
+    if len(root.users):
+        return
+    generated = not password
+    if generated:
+        password = secrets.token_urlsafe(18)
+    root.users.create("admin", password, admin=True)
+    if generated:
+        path = Path(var_dir) / ADMIN_PASSWORD_FILE
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as stream:
+            stream.write(password + "\n")
+        print(f"Created user 'admin' with password {password} (also in {path}, readable by its owner only)",
+              file=sys.stderr, flush=True)
+
+
+def includeme(config):
+    registry = config.registry
+    connection = database(registry).open()
+    try:
+        evolve(connection)
+        with transaction.manager:
+            create_first_admin(app_root(connection), settings_module.get(registry, "var_dir"),
+                               settings_module.get(registry, "admin_password"))
+    finally:
+        connection.close()

@@ -1,0 +1,143 @@
+"""The one JSON error shape, and the exception views that produce it for
+every error: the service's own, colander's, Pyramid's and unexpected ones.
+
+    {"error": "CamelCaseCode", "message": "one sentence", "details": [
+        {"location": "body|querystring|path|header", "name": "...",
+         "description": "..."}]}
+"""
+import logging
+
+from pyramid.httpexceptions import HTTPException, HTTPForbidden, HTTPNotFound
+from pyramid.exceptions import PredicateMismatch
+from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
+from pyramid_retry import is_error_retryable, is_last_attempt
+
+log = logging.getLogger(__name__)
+
+CODES = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    413: "RequestTooLarge",
+    415: "UnsupportedMediaType",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+}
+
+
+class APIError(Exception):
+    """An error the API answers with; raised by views, schemas and models."""
+
+    status = 400
+
+    def __init__(self, message, *, code=None, details=(), status=None, headers=None):
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        self.code = code or CODES.get(self.status, "Error")
+        self.details = list(details)
+        self.headers = headers or {}
+
+
+class ValidationFailed(APIError):
+    status = 400
+
+    def __init__(self, message="The request has invalid fields; see details.", details=()):
+        super().__init__(message, code="ValidationFailed", details=details)
+
+    @classmethod
+    def from_invalid(cls, invalid, location):
+        """From a colander.Invalid, one detail per failing field."""
+        details = [
+            {"location": location, "name": name, "description": description}
+            for name, description in sorted(invalid.asdict().items())
+        ]
+        names = ", ".join(d["name"] or "(the whole document)" for d in details)
+        return cls(f"Invalid {location} fields: {names}.", details)
+
+
+class NotFound(APIError):
+    status = 404
+
+
+class Conflict(APIError):
+    status = 409
+
+
+def detail(location, name, description):
+    return {"location": location, "name": name, "description": description}
+
+
+def error_body(code, message, details=()):
+    return {"error": code, "message": message, "details": list(details)}
+
+
+def _respond(request, status, body, headers=None):
+    response = request.response
+    response.status_int = status
+    response.content_type = "application/json"
+    response.headers.update(headers or {})
+    return body
+
+
+@exception_view_config(APIError, renderer="json")
+def api_error(exc, request):
+    return _respond(request, exc.status, error_body(exc.code, exc.message, exc.details), exc.headers)
+
+
+@forbidden_view_config(renderer="json")
+def forbidden(exc, request):
+    problem = getattr(request, "authentication_problem", None)
+    if request.identity is None:
+        message = {
+            "expired": "The token has expired; request a new one at POST /v1/auth/token.",
+            "invalid": "The token is not valid (unknown or revoked); request a new one at POST /v1/auth/token.",
+        }.get(problem, "This endpoint requires a token: send 'Authorization: Bearer <token>' "
+                       "(get one at POST /v1/auth/token).")
+        code = "InvalidToken" if problem in ("expired", "invalid") else "AuthenticationRequired"
+        return _respond(request, 401, error_body(code, message, [detail("header", "Authorization", message)]),
+                        {"WWW-Authenticate": 'Bearer realm="provisioner"'})
+    return _respond(request, 403, error_body(
+        "Forbidden", "Your account is not allowed to do this; ask an administrator or the project's owner."))
+
+
+@notfound_view_config(renderer="json")
+def not_found(exc, request):
+    if isinstance(exc, PredicateMismatch) and request.matched_route is not None:
+        allowed = sorted(request.registry.route_methods.get(request.matched_route.name, ()))
+        return _respond(request, 405, error_body(
+            "MethodNotAllowed", f"{request.method} is not allowed here; allowed: {', '.join(allowed)}."),
+            {"Allow": ", ".join(allowed)})
+    return _respond(request, 404, error_body("NotFound", f"Nothing at {request.path}."))
+
+
+@exception_view_config(HTTPException, renderer="json")
+def http_exception(exc, request):
+    status = exc.status_int
+    if status < 400:
+        return exc
+    message = exc.detail or exc.explanation or exc.title
+    return _respond(request, status, error_body(CODES.get(status, "Error"), str(message).strip()),
+                    {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")})
+
+
+@exception_view_config(Exception, renderer="json")
+def unexpected(exc, request):
+    if is_error_retryable(request, exc):
+        if not is_last_attempt(request):
+            raise exc  # let pyramid_retry run the request again
+        log.warning("gave up on %s %s after write conflicts: %s", request.method, request.path, exc)
+        return _respond(request, 503, error_body(
+            "ServiceUnavailable", "The service is too busy with conflicting changes; retry the request."),
+            {"Retry-After": "1"})
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    return _respond(request, 500, error_body(
+        "InternalError", "The service failed unexpectedly; the error is logged. Please report it."))
+
+
+def includeme(config):
+    config.scan(__name__)

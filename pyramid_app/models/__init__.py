@@ -1,0 +1,1 @@
+"""Persistent objects: state and the rules that change it."""

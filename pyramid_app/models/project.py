@@ -1,0 +1,75 @@
+from BTrees.OOBTree import OOBTree
+from pyramid.authorization import Allow
+
+from ..errors import Conflict
+from ..resources import Folder
+from .base import Entity
+
+ROLES = ("owner", "member", "viewer")
+
+# viewers read; members also create and change clusters and jobs; owners
+# also manage members and delete the project.
+ROLE_PERMISSIONS = {
+    "viewer": ("view",),
+    "member": ("view", "edit"),
+    "owner": ("view", "edit", "manage"),
+}
+
+
+class Project(Entity):
+    type = "project"
+
+    def __init__(self, name, description=""):
+        super().__init__(name)
+        self.description = description
+        self.state = "active"
+        self.members = OOBTree()  # username -> role
+        self.clusters = Folder("clusters", self)
+
+    @property
+    def __acl__(self):
+        return [(Allow, f"user:{username}", ROLE_PERMISSIONS[role]) for username, role in self.members.items()]
+
+    def update(self, description):
+        self.description = description
+        self.touch()
+
+    def set_member(self, user, role):
+        if self.members.get(user.name) == "owner" and role != "owner":
+            self._keep_an_owner(user.name)
+        self.members[user.name] = role
+        user.projects.add(self.name)
+        self.touch()
+
+    def remove_member(self, user):
+        if self.members.get(user.name) == "owner":
+            self._keep_an_owner(user.name)
+        del self.members[user.name]
+        user.projects.discard(self.name)
+        self.touch()
+
+    def _keep_an_owner(self, leaving):
+        if not any(role == "owner" for name, role in self.members.items() if name != leaving):
+            raise Conflict(f"{leaving!r} is the project's last owner; make someone else owner first.",
+                           code="LastOwner")
+
+    def as_json(self):
+        return dict(super().as_json(), description=self.description, state=self.state,
+                    members=len(self.members), clusters=len(self.clusters))
+
+
+class Projects(Folder):
+    def create(self, name, description, owner):
+        if name is not None and name in self:
+            raise Conflict(f"A project named {name!r} exists already.", code="NameTaken")
+        project = Project(name, description)
+        self.add(project.name, project)
+        project.set_member(owner, "owner")
+        return project
+
+    def delete(self, project, users):
+        for username in list(project.members.keys()):
+            user = users.get(username)
+            if user is not None:
+                user.projects.discard(project.name)
+        self.remove(project.name)

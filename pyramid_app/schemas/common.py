@@ -1,0 +1,109 @@
+"""Strict JSON types, the name rule, pagination and the shared response
+shapes."""
+import re
+
+import colander
+
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+NAME_RULE = "lowercase letters, digits and '-', 1 to 63 characters, starting and ending with a letter or digit"
+
+
+class StrictString(colander.String):
+    """A JSON string and nothing else (colander.String would take 2 as '2')."""
+
+    def deserialize(self, node, cstruct):
+        if cstruct is not colander.null and not isinstance(cstruct, str):
+            raise colander.Invalid(node, f"{cstruct!r} is not a string")
+        return super().deserialize(node, cstruct)
+
+
+class StrictInteger(colander.Int):
+    """A JSON integer: not a string, a fraction or a boolean."""
+
+    def deserialize(self, node, cstruct):
+        if cstruct is colander.null:
+            return cstruct
+        if isinstance(cstruct, bool) or not isinstance(cstruct, int):
+            raise colander.Invalid(node, f"{cstruct!r} is not an integer")
+        return cstruct
+
+
+class StrictBoolean(colander.Boolean):
+    def deserialize(self, node, cstruct):
+        if cstruct is colander.null:
+            return cstruct
+        if not isinstance(cstruct, bool):
+            raise colander.Invalid(node, f"{cstruct!r} is not true or false")
+        return cstruct
+
+
+class QueryBoolean(colander.Boolean):
+    """A query-string flag: true/false, 1/0, yes/no."""
+
+    def deserialize(self, node, cstruct):
+        if cstruct is colander.null:
+            return cstruct
+        value = str(cstruct).strip().lower()
+        if value in ("true", "1", "yes"):
+            return True
+        if value in ("false", "0", "no"):
+            return False
+        raise colander.Invalid(node, f"{cstruct!r} is not true or false")
+
+
+class StrictMapping(colander.MappingSchema):
+    """A JSON object whose unknown keys are refused, so a misspelt field is an
+    error rather than silently ignored."""
+
+    def schema_type(self, **kw):
+        return colander.Mapping(unknown="raise")
+
+
+name_validator = colander.Regex(NAME_PATTERN, msg=f"must be {NAME_RULE}")
+
+
+def Name(**kw):
+    return colander.SchemaNode(StrictString(), validator=name_validator, **kw)
+
+
+class Pagination(colander.MappingSchema):
+    limit = colander.SchemaNode(colander.Int(), missing=100, validator=colander.Range(1, 1000),
+                                description="At most this many items (1 to 1000).")
+    after = colander.SchemaNode(colander.String(), missing=None,
+                                description="Start after the item with this name.")
+
+
+class Entity(colander.MappingSchema):
+    id = colander.SchemaNode(colander.String(), description="8 lowercase hex digits, server-assigned.")
+    name = colander.SchemaNode(colander.String())
+    type = colander.SchemaNode(colander.String())
+    created_at = colander.SchemaNode(colander.String(), description="RFC 3339, UTC.")
+    updated_at = colander.SchemaNode(colander.String(), description="RFC 3339, UTC.")
+    url = colander.SchemaNode(colander.String(), description="The object's own path.")
+
+
+def ListOf(item_schema):
+    class Listing(colander.MappingSchema):
+        count = colander.SchemaNode(colander.Int(), description="How many items match in all.")
+        items = colander.SequenceSchema(item_schema)
+        next = colander.SchemaNode(colander.String(), missing=None,
+                                   description="The next page's URL, or null on the last page.")
+    Listing.__name__ = f"ListOf{type(item_schema).__name__}"
+    return Listing()
+
+
+class ErrorDetail(colander.MappingSchema):
+    location = colander.SchemaNode(colander.String(), validator=colander.OneOf(
+        ["body", "querystring", "path", "header"]))
+    name = colander.SchemaNode(colander.String())
+    description = colander.SchemaNode(colander.String())
+
+
+class Error(colander.MappingSchema):
+    error = colander.SchemaNode(colander.String(), description="CamelCase code.")
+    message = colander.SchemaNode(colander.String(), description="One sentence a person can act on.")
+    details = colander.SequenceSchema(ErrorDetail())
+
+
+def is_valid_name(text):
+    return re.match(NAME_PATTERN, text) is not None

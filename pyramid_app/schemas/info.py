@@ -1,0 +1,25 @@
+import colander
+
+
+class Version(colander.MappingSchema):
+    version = colander.SchemaNode(colander.String(), description="The package version.")
+    api = colander.SchemaNode(colander.String(), description="The API version: '1'.")
+
+
+class Runner(colander.MappingSchema):
+    slots = colander.SchemaNode(colander.Int(), description="Playbook runs that may execute at once.")
+    busy = colander.SchemaNode(colander.Int(), description="Runs executing now.")
+    queued = colander.SchemaNode(colander.Int(), description="Runs waiting for a slot.")
+
+
+class Info(colander.MappingSchema):
+    host = colander.SchemaNode(colander.String())
+    pid = colander.SchemaNode(colander.Int())
+    storage = colander.SchemaNode(colander.String(), description="The ZODB URI, without credentials.")
+    deployment = colander.SchemaNode(colander.String(), validator=colander.OneOf(["development", "production"]))
+    mode = colander.SchemaNode(colander.String(), validator=colander.OneOf(["started", "draining"]))
+    runner = Runner()
+
+
+class Health(colander.MappingSchema):
+    status = colander.SchemaNode(colander.String(), description="'ok'")

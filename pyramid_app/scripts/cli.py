@@ -1,0 +1,110 @@
+"""`provisioner`: what an operator does without the API.
+
+    provisioner users create NAME [--admin] [-c development.ini]
+    provisioner users set-password NAME [-c development.ini]
+
+The password is asked twice on a terminal, or read from standard input
+(`--password-stdin`) for scripts.
+"""
+import argparse
+import getpass
+import sys
+
+import transaction
+from plaster import get_loader
+from ZODB import DB
+from ZODB.POSException import StorageError
+from zodburi import resolve_uri
+
+from .. import settings as settings_module
+from ..errors import APIError
+from ..evolve import evolve
+from ..resources import app_root
+from ..schemas.common import NAME_RULE, is_valid_name
+from ..schemas.users import MIN_PASSWORD
+
+
+def open_database(config_file):
+    app_settings = get_loader(config_file, protocols=["wsgi"]).get_wsgi_app_settings()
+    loaded = settings_module.load(app_settings)
+    storage_factory, dbkw = resolve_uri(loaded["zodbconn.uri"])
+    try:
+        return DB(storage_factory(), **dbkw)
+    except (StorageError, OSError) as exc:
+        sys.exit(f"Cannot open the storage {loaded['zodbconn.uri']}: {exc}. "
+                 "A FileStorage is locked while the server runs: stop it first (or use ZEO).")
+
+
+def read_password(args):
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            sys.exit("The passwords differ.")
+    if len(password) < MIN_PASSWORD:
+        sys.exit(f"The password needs at least {MIN_PASSWORD} characters.")
+    return password
+
+
+def with_users(args, change):
+    db = open_database(args.config)
+    try:
+        connection = db.open()
+        evolve(connection)
+        with transaction.manager:
+            message = change(app_root(connection).users)
+        print(message)
+    except APIError as exc:
+        sys.exit(exc.message)
+    finally:
+        db.close()
+
+
+def users_create(args):
+    if not is_valid_name(args.name) or args.name == "me":
+        sys.exit(f"{args.name!r} is not a valid user name: {NAME_RULE}.")
+    password = read_password(args)
+    with_users(args, lambda users: (users.create(args.name, password, args.admin),
+                                    f"Created user {args.name!r}{' (admin)' if args.admin else ''}.")[1])
+
+
+def users_set_password(args):
+    password = read_password(args)
+
+    def change(users):
+        user = users.get(args.name)
+        if user is None:
+            raise APIError(f"No user named {args.name!r}.")
+        user.set_password(password)
+        users.revoke_all_tokens(user)
+        return f"Set the password of {args.name!r}; their tokens are revoked."
+
+    with_users(args, change)
+
+
+def parser():
+    top = argparse.ArgumentParser(prog="provisioner", description=__doc__.split("\n\n")[0])
+    commands = top.add_subparsers(dest="command", required=True)
+
+    users = commands.add_parser("users", help="manage users on the configured storage")
+    user_commands = users.add_subparsers(dest="users_command", required=True)
+    for name, handler, help_text in (("create", users_create, "create a user"),
+                                     ("set-password", users_set_password, "set a user's password")):
+        command = user_commands.add_parser(name, help=help_text)
+        command.add_argument("name")
+        command.add_argument("-c", "--config", default="development.ini", help="the ini file (development.ini)")
+        command.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+        if name == "create":
+            command.add_argument("--admin", action="store_true", help="make the user an admin")
+        command.set_defaults(handler=handler)
+    return top
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    args.handler(args)
+
+
+if __name__ == "__main__":
+    main()

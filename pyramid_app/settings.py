@@ -1,0 +1,91 @@
+"""Every setting the service reads, with its default, its coercion and its
+environment override, in one place.
+
+A setting `provisioner.<key>` comes from the ini file; the environment
+variable `PROVISIONER_<KEY>` (upper case) overrides it, so a container or a
+systemd unit can change any of them without editing the file. The ZODB URI is
+pyramid_zodbconn's `zodbconn.uri`, overridable as `PROVISIONER_ZODB_URI`.
+"""
+import os
+import re
+from pathlib import Path
+
+PREFIX = "provisioner."
+
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+_SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+
+
+def parse_byte_size(value):
+    """'10MiB', '10M', '10485760' -> 10485760."""
+    match = _SIZE_PATTERN.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a size like 10MiB")
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+
+
+def parse_bool(value):
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{value!r} is not a boolean")
+
+
+def parse_deployment(value):
+    if value not in ("development", "production"):
+        raise ValueError(f"{value!r} is not development or production")
+    return value
+
+
+# key: (default, coercion). Paths are resolved against var_dir in `load`.
+SETTINGS = {
+    "deployment": ("development", parse_deployment),
+    "var_dir": ("var", str),
+    "max_body_size": ("10MiB", parse_byte_size),
+    "runner_slots": ("2", int),
+    "token_expiration": ("86400", int),
+    "token_max_expiration": ("2592000", int),
+    "admin_password": ("", str),
+    "playbooks_dir": ("", str),
+    "service_templates_dir": ("", str),
+    "start_dispatcher": ("true", parse_bool),
+}
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def load(raw_settings, environ=os.environ):
+    """Return the app's settings: pyramid's own keys untouched, every
+    `provisioner.*` key coerced (ValueError naming the key when it cannot be)."""
+    settings = dict(raw_settings)
+    for key, (default, coerce) in SETTINGS.items():
+        env_name = "PROVISIONER_" + key.upper()
+        value = environ.get(env_name, settings.get(PREFIX + key, default))
+        try:
+            settings[PREFIX + key] = coerce(value)
+        except ValueError as exc:
+            raise ValueError(f"setting {PREFIX + key} (or {env_name}): {exc}") from None
+    if environ.get("PROVISIONER_ZODB_URI"):
+        settings["zodbconn.uri"] = environ["PROVISIONER_ZODB_URI"]
+    var_dir = Path(settings[PREFIX + "var_dir"]).resolve()
+    settings[PREFIX + "var_dir"] = str(var_dir)
+    settings[PREFIX + "playbooks_dir"] = str(
+        Path(settings[PREFIX + "playbooks_dir"] or REPOSITORY / "playbooks").resolve())
+    settings[PREFIX + "service_templates_dir"] = str(
+        Path(settings[PREFIX + "service_templates_dir"] or REPOSITORY / "service_templates").resolve())
+    uri = settings.get("zodbconn.uri") or "file://{var_dir}/Data.fs"
+    settings["zodbconn.uri"] = uri.replace("{var_dir}", str(var_dir))
+    settings.setdefault("retry.attempts", 3)
+    return settings
+
+
+def get(request_or_registry, key):
+    registry = getattr(request_or_registry, "registry", request_or_registry)
+    return registry.settings[PREFIX + key]
+
+
+def includeme(config):
+    config.registry.settings.update(load(config.registry.settings))
+    Path(get(config.registry, "var_dir")).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,58 @@
+import os
+import re
+import socket
+from importlib.metadata import version as package_version
+
+from pyramid_zodbconn import get_connection
+from ZODB.utils import z64
+
+from .. import settings
+from ..api import endpoint
+from ..errors import APIError
+from ..openapi import openapi_document
+from ..schemas import info as schemas
+
+VERSION = package_version("provisioner")
+
+
+def storage_without_credentials(uri):
+    uri = re.sub(r"//[^/@]*@", "//", uri)
+    return re.sub(r"(password|passwd|dsn)=[^&]*", r"\1=******", uri, flags=re.IGNORECASE)
+
+
+@endpoint("version", "GET", summary="The service's version (no token needed).", response=schemas.Version(),
+          tags=("service",))
+def version(request):
+    return {"version": VERSION, "api": "1"}
+
+
+@endpoint("info", "GET", summary="Where and how the service runs, and how busy its runner is.",
+          permission="authenticated", response=schemas.Info(), errors=(401,), tags=("service",))
+def info(request):
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "storage": storage_without_credentials(request.registry.settings["zodbconn.uri"]),
+        "deployment": settings.get(request, "deployment"),
+        "mode": request.registry.mode,
+        "runner": request.registry.runner_stats(),
+    }
+
+
+@endpoint("healthz", "GET", summary="200 when the storage answers, 503 otherwise (no token needed).",
+          response=schemas.Health(), errors=(503,), tags=("service",))
+def healthz(request):
+    storage = get_connection(request).db().storage
+    try:
+        if hasattr(storage, "is_connected") and not storage.is_connected():
+            raise ConnectionError("not connected to the ZEO server")
+        storage.load(z64)
+    except Exception as exc:
+        raise APIError(f"The storage does not answer: {exc}.", status=503, code="StorageUnavailable") from None
+    return {"status": "ok"}
+
+
+@endpoint("openapi", "GET", summary="This document: OpenAPI 3, generated from the schemas that validate "
+          "requests (no token needed).", tags=("service",))
+def openapi(request):
+    return openapi_document(request.registry, VERSION)

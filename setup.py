@@ -1,0 +1,43 @@
+from setuptools import find_packages, setup
+
+requires = [
+    "pyramid>=2.0",
+    "waitress",
+    "colander>=2.0",
+    "ZODB>=6",
+    "zodburi",
+    "pyramid_zodbconn",
+    "pyramid_tm",
+    "pyramid_retry",
+    "transaction",
+    "BTrees",
+    "Jinja2>=3.1",
+    "PyYAML",
+    "ansible-runner>=2.4",
+    "ansible-core>=2.16",
+    "ZEO",
+]
+
+tests_require = [
+    "WebTest",
+    "pytest",
+    "pytest-xdist",
+    "hypothesis",
+    "ansible-lint",
+]
+
+setup(
+    name="provisioner",
+    version="0.1.0",
+    description="Provision clusters from a service catalog and run jobs on them, through Ansible",
+    packages=find_packages(exclude=["tests", "tests.*"]),
+    include_package_data=True,
+    zip_safe=False,
+    python_requires=">=3.10",
+    install_requires=requires,
+    extras_require={"test": tests_require},
+    entry_points={
+        "paste.app_factory": ["main = pyramid_app:main"],
+        "console_scripts": ["provisioner = pyramid_app.scripts.cli:main"],
+    },
+)
