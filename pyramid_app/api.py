@@ -146,6 +146,14 @@ def created(request, body):
     return body
 
 
+def no_content(request):
+    """A 204: no body, so no content type either."""
+    response = request.response
+    response.status_int = 204
+    del response.content_type
+    return response
+
+
 def includeme(config):
     config.registry.route_methods = {}
     config.registry.endpoints = []

@@ -94,3 +94,5 @@ def object_path(obj):
 
 def includeme(config):
     config.set_root_factory(root_factory)
+    # Routes with their own factory have another context; this is always the root.
+    config.add_request_method(root_factory, "app_root", reify=True)

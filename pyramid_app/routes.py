@@ -4,7 +4,6 @@ its existence is not revealed; views then only check permissions."""
 from pyramid.httpexceptions import HTTPForbidden
 
 from .errors import NotFound
-from .resources import root_factory
 
 
 def _visible(request, obj, what):
@@ -16,8 +15,7 @@ def _visible(request, obj, what):
 
 
 def project_factory(request):
-    root = root_factory(request)
-    return _visible(request, root.projects.get(request.matchdict["project"]), "project")
+    return _visible(request, request.app_root.projects.get(request.matchdict["project"]), "project")
 
 
 def includeme(config):

@@ -10,7 +10,6 @@ import secrets
 
 from pyramid.authorization import ACLHelper, Authenticated, Everyone
 
-from .resources import root_factory
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 
@@ -66,7 +65,7 @@ class TokenSecurityPolicy:
         if token is None:
             request.authentication_problem = "missing" if "Authorization" not in request.headers else "invalid"
             return None
-        user, problem = root_factory(request).users.user_for_token(token_digest(token))
+        user, problem = request.app_root.users.user_for_token(token_digest(token))
         request.authentication_problem = problem
         return user
 

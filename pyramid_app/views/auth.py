@@ -1,5 +1,5 @@
 from .. import settings
-from ..api import endpoint
+from ..api import endpoint, no_content
 from ..errors import APIError
 from ..models.user import token_json
 from ..schemas import auth as schemas
@@ -11,7 +11,7 @@ from ..security import bearer_token, token_digest
           body_types=("application/json", "application/x-www-form-urlencoded"), tags=("auth",))
 def create_token(request):
     data = request.validated
-    users = request.root.users
+    users = request.app_root.users
     user = users.authenticate(data["username"], data["password"])
     if user is None:
         raise APIError("Wrong username or password.", status=401, code="AuthenticationFailed",
@@ -24,6 +24,6 @@ def create_token(request):
 @endpoint("token", "DELETE", summary="Revoke the token this request presents.",
           permission="authenticated", status=204, errors=(401,), tags=("auth",))
 def revoke_token(request):
-    request.root.users.revoke_token(token_digest(bearer_token(request)))
-    return request.response
+    request.app_root.users.revoke_token(token_digest(bearer_token(request)))
+    return no_content(request)
 

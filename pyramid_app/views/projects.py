@@ -1,4 +1,4 @@
-from ..api import created, endpoint, page
+from ..api import created, endpoint, no_content, page
 from ..errors import NotFound, ValidationFailed, detail
 from ..resources import object_path
 from ..schemas import projects as schemas
@@ -9,7 +9,7 @@ from ..schemas.common import ListOf, Pagination
           permission="authenticated", query=Pagination(), response=ListOf(schemas.Project()),
           errors=(400, 401), tags=("projects",))
 def list_projects(request):
-    projects = request.root.projects
+    projects = request.app_root.projects
     after = request.validated_query["after"]
     user = request.identity
     if user.admin:
@@ -25,7 +25,7 @@ def list_projects(request):
           tags=("projects",))
 def create_project(request):
     data = request.validated
-    project = request.root.projects.create(data["name"], data["description"], request.identity)
+    project = request.app_root.projects.create(data["name"], data["description"], request.identity)
     return created(request, project.as_json())
 
 
@@ -48,8 +48,8 @@ def update_project(request):
           "otherwise it is removed at once (204).", permission="manage", status=204,
           errors=(401, 403, 404, 409), tags=("projects",))
 def delete_project(request):
-    request.root.projects.delete(request.context, request.root.users)
-    return request.response
+    request.app_root.projects.delete(request.context, request.app_root.users)
+    return no_content(request)
 
 
 def _member_json(project, username, role):
@@ -68,7 +68,7 @@ def list_members(request):
 
 def _user(request):
     name = request.matchdict["user"]
-    user = request.root.users.get(name)
+    user = request.app_root.users.get(name)
     if user is None:
         raise ValidationFailed(f"No user named {name!r}; an admin creates users with PUT /v1/users/{{name}}.",
                                [detail("path", "user", "no such user")])
@@ -95,5 +95,5 @@ def delete_member(request):
     name = request.matchdict["user"]
     if name not in project.members:
         raise NotFound(f"{name!r} is not a member of {project.name!r}.")
-    project.remove_member(request.root.users[name])
-    return request.response
+    project.remove_member(request.app_root.users[name])
+    return no_content(request)

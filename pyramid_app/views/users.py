@@ -1,4 +1,4 @@
-from ..api import endpoint, page
+from ..api import endpoint, no_content, page
 from ..errors import Conflict, NotFound, ValidationFailed, detail
 from ..schemas import users as schemas
 from ..schemas.common import ListOf, NAME_RULE, Pagination, is_valid_name
@@ -13,13 +13,13 @@ def me(request):
 @endpoint("users", "GET", summary="Every user (admins only).", permission="admin", query=Pagination(),
           response=ListOf(schemas.User()), errors=(400, 401, 403), tags=("users",))
 def list_users(request):
-    users = request.root.users
+    users = request.app_root.users
     after = request.validated_query["after"]
     return page(request, users.names(after), lambda name: users[name].as_json(), len(users))
 
 
 def _user(request):
-    user = request.root.users.get(request.matchdict["user"])
+    user = request.app_root.users.get(request.matchdict["user"])
     if user is None:
         raise NotFound(f"No user named {request.matchdict['user']!r}.")
     return user
@@ -37,7 +37,7 @@ def get_user(request):
 def put_user(request):
     name = request.matchdict["user"]
     data = request.validated
-    users = request.root.users
+    users = request.app_root.users
     user = users.get(name)
     if user is None:
         if not is_valid_name(name):
@@ -61,5 +61,5 @@ def delete_user(request):
     user = _user(request)
     if user is request.identity:
         raise Conflict("You cannot delete your own account; ask another admin.", code="SelfDeletion")
-    request.root.users.delete(user, request.root.projects)
-    return request.response
+    request.app_root.users.delete(user, request.app_root.projects)
+    return no_content(request)

@@ -1,0 +1,66 @@
+"""Fixtures in the pyramid-cookiecutter-starter style: `app` over a real
+FileStorage in a temporary directory, `testapp` (WebTest), and `api`, a
+small client that logs in users."""
+import pytest
+import webtest
+
+from pyramid_app import main
+
+ADMIN_PASSWORD = "admin-password-for-tests"
+
+
+@pytest.fixture
+def app_settings(tmp_path):
+    return {
+        "zodbconn.uri": f"file://{tmp_path}/Data.fs",
+        "provisioner.var_dir": str(tmp_path),
+        "provisioner.admin_password": ADMIN_PASSWORD,
+    }
+
+
+@pytest.fixture
+def app(app_settings):
+    app = main({}, **app_settings)
+    yield app
+    app.registry._zodb_databases[""].close()
+
+
+@pytest.fixture
+def testapp(app):
+    return webtest.TestApp(app)
+
+
+class Client:
+    """Log in and keep tokens: `api.as_admin`, `api.user("alice")`."""
+
+    def __init__(self, testapp):
+        self.testapp = testapp
+        self.as_admin = self.login("admin", ADMIN_PASSWORD)
+
+    def login(self, username, password, **extra):
+        response = self.testapp.post_json("/v1/auth/token", dict(username=username, password=password, **extra))
+        return {"Authorization": f"Bearer {response.json['token']}"}
+
+    def user(self, name, admin=False, password="password-of-" + "x"):
+        self.testapp.put_json(f"/v1/users/{name}", {"password": password, "admin": admin},
+                              headers=self.as_admin)
+        return self.login(name, password)
+
+    def project(self, name, owner_headers):
+        return self.testapp.post_json("/v1/projects", {"name": name}, headers=owner_headers).json
+
+
+@pytest.fixture
+def api(testapp):
+    return Client(testapp)
+
+
+def assert_error(response, status, code=None):
+    """The one error shape, with its status and code."""
+    assert response.status_int == status, response.text
+    body = response.json
+    assert set(body) == {"error", "message", "details"}
+    assert body["message"] and isinstance(body["details"], list)
+    if code is not None:
+        assert body["error"] == code, body
+    return body

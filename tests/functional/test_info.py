@@ -1,0 +1,48 @@
+from pyramid_app.views.info import storage_without_credentials
+from tests.conftest import assert_error
+
+
+def test_version_needs_no_token(testapp):
+    assert testapp.get("/v1/version").json == {"version": "0.1.0", "api": "1"}
+
+
+def test_healthz_answers_when_storage_does(testapp):
+    assert testapp.get("/healthz").json == {"status": "ok"}
+
+
+def test_healthz_is_503_when_storage_is_gone(testapp, app):
+    app.registry._zodb_databases[""].storage.close()
+    assert_error(testapp.get("/healthz", status=503), 503, "StorageUnavailable")
+
+
+def test_info(testapp, api, tmp_path):
+    info = testapp.get("/v1/info", headers=api.as_admin).json
+    assert info["storage"] == f"file://{tmp_path}/Data.fs"
+    assert info["deployment"] == "development" and info["mode"] == "started"
+    assert set(info["runner"]) == {"slots", "busy", "queued"}
+    assert_error(testapp.get("/v1/info", status=401), 401)
+
+
+def test_storage_uris_lose_their_credentials():
+    assert storage_without_credentials("zeo://user:secret@db:8100?x=1") == "zeo://db:8100?x=1"
+    assert "secret" not in storage_without_credentials("postgresql://?dsn=dbname=a password=secret")
+
+
+def test_openapi_documents_every_endpoint_from_the_schemas(testapp, app):
+    document = testapp.get("/v1/openapi.json").json
+    assert document["openapi"].startswith("3.")
+    registered = {(spec.route, spec.method.lower()) for spec in app.registry.endpoints}
+    operations = {(op["operationId"].split("_", 1)[1], method)
+                  for path in document["paths"].values() for method, op in path.items()}
+    assert operations == registered
+    create = document["paths"]["/v1/projects"]["post"]
+    body = create["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["name"]["pattern"] == "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+    assert body["additionalProperties"] is False
+    assert set(create["responses"]) == {"201", "400", "401", "409", "415"}
+    assert create["security"] == [{"bearer": []}]
+    assert "security" not in document["paths"]["/v1/version"]["get"]
+    token = document["paths"]["/v1/auth/token"]["post"]["requestBody"]["content"]
+    assert token["application/json"]["schema"]["properties"]["expiration"]["maximum"] == 2592000
+    limit = [p for p in document["paths"]["/v1/projects"]["get"]["parameters"] if p["name"] == "limit"][0]
+    assert limit["schema"]["minimum"] == 1 and limit["schema"]["maximum"] == 1000
