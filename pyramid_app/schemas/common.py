@@ -9,7 +9,12 @@ NAME_RULE = "lowercase letters, digits and '-', 1 to 63 characters, starting and
 
 
 class StrictString(colander.String):
-    """A JSON string and nothing else (colander.String would take 2 as '2')."""
+    """A JSON string and nothing else (colander.String would take 2 as '2').
+    An empty string stays one, for validators to judge, instead of counting
+    as missing."""
+
+    def __init__(self, encoding=None, allow_empty=True):
+        super().__init__(encoding, allow_empty)
 
     def deserialize(self, node, cstruct):
         if cstruct is not colander.null and not isinstance(cstruct, str):
