@@ -44,7 +44,6 @@ class endpoint:
             config = scanner.config
             config.add_view(validating_view, route_name=spec.route, request_method=spec.method,
                             permission=spec.permission, renderer="json" if spec.produces == JSON else None)
-            config.registry.route_methods.setdefault(spec.route, set()).add(spec.method)
             config.registry.endpoints.append(spec)
 
         validating_view.__doc__ = view.__doc__
@@ -155,5 +154,4 @@ def no_content(request):
 
 
 def includeme(config):
-    config.registry.route_methods = {}
     config.registry.endpoints = []

@@ -1,5 +1,6 @@
 """What happens once at start, before the first request: the database is
-evolved and, when it has no user yet, the `admin` account is created."""
+evolved, the `admin` account is created when there is no user yet, and the
+built-in services are loaded from service_templates/."""
 import os
 import secrets
 import sys
@@ -8,6 +9,7 @@ from pathlib import Path
 import transaction
 
 from . import settings as settings_module
+from .catalog import load_builtin_services
 from .evolve import evolve
 from .resources import app_root
 
@@ -43,8 +45,11 @@ def includeme(config):
     connection = database(registry).open()
     try:
         evolve(connection)
+        var_dir = settings_module.get(registry, "var_dir")
+        builtins = load_builtin_services(settings_module.get(registry, "service_templates_dir"))
         with transaction.manager:
-            create_first_admin(app_root(connection), settings_module.get(registry, "var_dir"),
-                               settings_module.get(registry, "admin_password"))
+            root = app_root(connection)
+            create_first_admin(root, var_dir, settings_module.get(registry, "admin_password"))
+            root.services.load_builtins(builtins, server={"var_dir": var_dir})
     finally:
         connection.close()

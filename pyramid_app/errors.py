@@ -10,6 +10,8 @@ import logging
 from pyramid.httpexceptions import HTTPException, HTTPForbidden, HTTPNotFound
 from pyramid.exceptions import PredicateMismatch
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
+from pyramid.interfaces import IRoutesMapper
+from ZODB.POSException import StorageError
 from pyramid_retry import is_error_retryable, is_last_attempt
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,12 @@ def error_body(code, message, details=()):
     return {"error": code, "message": message, "details": list(details)}
 
 
+def allowed_methods(registry, route):
+    """The methods some route with the same pattern as `route` answers."""
+    patterns = {each.name: each.pattern for each in registry.queryUtility(IRoutesMapper).get_routes()}
+    return sorted({spec.method for spec in registry.endpoints if patterns[spec.route] == route.pattern})
+
+
 def _respond(request, status, body, headers=None):
     response = request.response
     response.status_int = status
@@ -108,7 +116,7 @@ def forbidden(exc, request):
 @notfound_view_config(renderer="json")
 def not_found(exc, request):
     if isinstance(exc, PredicateMismatch) and request.matched_route is not None:
-        allowed = sorted(request.registry.route_methods.get(request.matched_route.name, ()))
+        allowed = allowed_methods(request.registry, request.matched_route)
         return _respond(request, 405, error_body(
             "MethodNotAllowed", f"{request.method} is not allowed here; allowed: {', '.join(allowed)}."),
             {"Allow": ", ".join(allowed)})
@@ -134,6 +142,11 @@ def unexpected(exc, request):
         return _respond(request, 503, error_body(
             "ServiceUnavailable", "The service is too busy with conflicting changes; retry the request."),
             {"Retry-After": "1"})
+    if isinstance(exc, StorageError):
+        log.error("storage error on %s %s: %s", request.method, request.path, exc)
+        return _respond(request, 503, error_body(
+            "StorageUnavailable", "The storage does not answer; retry shortly (see GET /healthz)."),
+            {"Retry-After": "5"})
     log.exception("unexpected error on %s %s", request.method, request.path)
     return _respond(request, 500, error_body(
         "InternalError", "The service failed unexpectedly; the error is logged. Please report it."))

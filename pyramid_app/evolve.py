@@ -5,8 +5,12 @@ view that patches old objects on the fly."""
 import logging
 
 import transaction
+from BTrees.OOBTree import OOBTree
 
+from .models.cluster import Clusters
 from .models.project import Projects
+from .models.run import RunQueue
+from .models.service import Services
 from .models.user import Users
 from .resources import ROOT_KEY, AppRoot
 
@@ -18,7 +22,19 @@ def step_1_users_and_projects(root):
     root.projects = Projects("projects", root)
 
 
-STEPS = [step_1_users_and_projects]
+def step_2_service_catalog(root):
+    root.services = Services("services", root)
+
+
+def step_3_clusters_and_runs(root):
+    root.run_queue = RunQueue()
+    root.running_runs = OOBTree()  # run id -> Run, for recovery after a crash
+    for project in root.projects.values():
+        if not isinstance(project.clusters, Clusters):
+            project.clusters = Clusters("clusters", project)
+
+
+STEPS = [step_1_users_and_projects, step_2_service_catalog, step_3_clusters_and_runs]
 
 
 def evolve(connection):

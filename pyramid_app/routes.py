@@ -18,6 +18,40 @@ def project_factory(request):
     return _visible(request, request.app_root.projects.get(request.matchdict["project"]), "project")
 
 
+def service_factory(request):
+    if request.identity is None:
+        raise HTTPForbidden()
+    service = request.app_root.services.get(request.matchdict["service"])
+    if service is None:
+        raise NotFound(f"No service named {request.matchdict['service']!r}; see GET /v1/services.")
+    return service
+
+
+def service_version_factory(request):
+    service = service_factory(request)
+    entry = service.get(request.matchdict["version"])
+    if entry is None:
+        raise NotFound(f"{service.name} has no version {request.matchdict['version']!r}; it has "
+                       f"{', '.join(service.versions_newest_first())}.")
+    return entry
+
+
+def cluster_factory(request):
+    project = project_factory(request)
+    cluster = project.clusters.get(request.matchdict["cluster"])
+    if cluster is None:
+        raise NotFound(f"Project {project.name!r} has no cluster named {request.matchdict['cluster']!r}.")
+    return cluster
+
+
+def run_factory(request):
+    cluster = cluster_factory(request)
+    run = cluster.runs.get(request.matchdict["run"])
+    if run is None:
+        raise NotFound(f"Cluster {cluster.name!r} has no run {request.matchdict['run']!r}.")
+    return run
+
+
 def includeme(config):
     add = config.add_route
     add("version", "/v1/version")
@@ -32,3 +66,19 @@ def includeme(config):
     add("project", "/v1/projects/{project}", factory=project_factory)
     add("members", "/v1/projects/{project}/members", factory=project_factory)
     add("member", "/v1/projects/{project}/members/{user}", factory=project_factory)
+    add("services", "/v1/services")
+    add("service", "/v1/services/{service}", factory=service_factory)
+    add("service_version", "/v1/services/{service}/{version}", factory=service_version_factory)
+    for part in ("template", "options", "playbooks"):
+        add(f"service_{part}", f"/v1/services/{{service}}/{{version}}/{part}", factory=service_version_factory)
+    clusters = "/v1/projects/{project}/clusters"
+    add("clusters", clusters, factory=project_factory)
+    # PUT may create the cluster, so its context is the project.
+    add("cluster_put", clusters + "/{cluster}", factory=project_factory, request_method="PUT")
+    add("cluster", clusters + "/{cluster}", factory=cluster_factory)
+    add("cluster_retry", clusters + "/{cluster}/retry", factory=cluster_factory)
+    add("cluster_inventory", clusters + "/{cluster}/inventory", factory=cluster_factory)
+    add("cluster_runs", clusters + "/{cluster}/runs", factory=cluster_factory)
+    add("cluster_run", clusters + "/{cluster}/runs/{run}", factory=run_factory)
+    add("run_events", clusters + "/{cluster}/runs/{run}/events", factory=run_factory)
+    add("run_stdout", clusters + "/{cluster}/runs/{run}/stdout", factory=run_factory)

@@ -1,6 +1,8 @@
 """Fixtures in the pyramid-cookiecutter-starter style: `app` over a real
 FileStorage in a temporary directory, `testapp` (WebTest), and `api`, a
 small client that logs in users."""
+import time
+
 import pytest
 import webtest
 
@@ -9,19 +11,28 @@ from pyramid_app import main
 ADMIN_PASSWORD = "admin-password-for-tests"
 
 
+def settings_for(var_dir, **extra):
+    return dict({
+        "zodbconn.uri": f"file://{var_dir}/Data.fs",
+        "provisioner.var_dir": str(var_dir),
+        "provisioner.admin_password": ADMIN_PASSWORD,
+    }, **extra)
+
+
 @pytest.fixture
 def app_settings(tmp_path):
-    return {
-        "zodbconn.uri": f"file://{tmp_path}/Data.fs",
-        "provisioner.var_dir": str(tmp_path),
-        "provisioner.admin_password": ADMIN_PASSWORD,
-    }
+    return settings_for(tmp_path)
 
 
 @pytest.fixture
 def app(app_settings):
     app = main({}, **app_settings)
     yield app
+    close(app)
+
+
+def close(app):
+    app.registry.dispatcher.stop()
     app.registry._zodb_databases[""].close()
 
 
@@ -53,6 +64,25 @@ class Client:
 @pytest.fixture
 def api(testapp):
     return Client(testapp)
+
+
+def wait_for(testapp, url, headers, until, timeout=120):
+    """Poll `url` until `until(body)`; return the body and every state seen."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while True:
+        body = testapp.get(url, headers=headers).json
+        if not seen or seen[-1] != body.get("state"):
+            seen.append(body.get("state"))
+        if until(body):
+            return body, seen
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting on {url}: states seen {seen}, last {body}")
+        time.sleep(0.1)
+
+
+def in_state(*states):
+    return lambda body: body["state"] in states
 
 
 def assert_error(response, status, code=None):

@@ -3,6 +3,7 @@ from pyramid.authorization import Allow
 
 from ..errors import Conflict
 from ..resources import Folder
+from .cluster import Clusters
 from .base import Entity
 
 ROLES = ("owner", "member", "viewer")
@@ -24,7 +25,7 @@ class Project(Entity):
         self.description = description
         self.state = "active"
         self.members = OOBTree()  # username -> role
-        self.clusters = Folder("clusters", self)
+        self.clusters = Clusters("clusters", self)
 
     @property
     def __acl__(self):
@@ -53,6 +54,23 @@ class Project(Entity):
             raise Conflict(f"{leaving!r} is the project's last owner; make someone else owner first.",
                            code="LastOwner")
 
+    def begin_deletion(self, playbooks_of, queue):
+        """Tear down the live clusters first; the project goes when they have.
+        True when nothing was live and the project can go at once."""
+        live = [cluster for cluster in self.clusters.values() if cluster.state != "deleted"]
+        if not live:
+            return True
+        self.state = "deleting"
+        for cluster in live:
+            if cluster.state != "deleting":
+                cluster.request_teardown(playbooks_of(cluster), queue)
+        self.touch()
+        return False
+
+    def cluster_deleted(self):
+        if self.state == "deleting" and all(c.state == "deleted" for c in self.clusters.values()):
+            self.__parent__.delete(self)
+
     def as_json(self):
         return dict(super().as_json(), description=self.description, state=self.state,
                     members=len(self.members), clusters=len(self.clusters))
@@ -67,9 +85,13 @@ class Projects(Folder):
         project.set_member(owner, "owner")
         return project
 
-    def delete(self, project, users):
+    def delete(self, project):
+        """Remove the project, its clusters' records and its memberships."""
+        root = self.__parent__
+        for cluster in list(project.clusters.values()):
+            project.clusters.purge(cluster, root.services.lookup(cluster.service, cluster.version))
         for username in list(project.members.keys()):
-            user = users.get(username)
+            user = root.users.get(username)
             if user is not None:
                 user.projects.discard(project.name)
         self.remove(project.name)

@@ -93,7 +93,8 @@ class Users(Folder):
             self.tokens.pop(digest, None)
         user.token_digests.clear()
 
-    def delete(self, user, projects):
+    def delete(self, user):
+        projects = self.__parent__.projects
         self.revoke_all_tokens(user)
         for project_name in list(user.projects):
             projects[project_name].members.pop(user.name, None)

@@ -6,7 +6,7 @@ from importlib.metadata import version as package_version
 from pyramid_zodbconn import get_connection
 from ZODB.utils import z64
 
-from .. import settings
+from .. import runner, settings
 from ..api import endpoint
 from ..errors import APIError
 from ..openapi import openapi_document
@@ -35,15 +35,15 @@ def info(request):
         "storage": storage_without_credentials(request.registry.settings["zodbconn.uri"]),
         "deployment": settings.get(request, "deployment"),
         "mode": request.registry.mode,
-        "runner": request.registry.runner_stats(),
+        "runner": runner.stats(request),
     }
 
 
 @endpoint("healthz", "GET", summary="200 when the storage answers, 503 otherwise (no token needed).",
           response=schemas.Health(), errors=(503,), tags=("service",))
 def healthz(request):
-    storage = get_connection(request).db().storage
     try:
+        storage = get_connection(request).db().storage
         if hasattr(storage, "is_connected") and not storage.is_connected():
             raise ConnectionError("not connected to the ZEO server")
         storage.load(z64)

@@ -45,11 +45,19 @@ def update_project(request):
 
 @endpoint("project", "DELETE", summary="Delete a project and everything in it (owners). With live "
           "clusters it answers 202 and the project is `deleting` until they are torn down; "
-          "otherwise it is removed at once (204).", permission="manage", status=204,
+          "otherwise it is removed at once (204).", permission="manage", status=204, response=schemas.Project(),
           errors=(401, 403, 404, 409), tags=("projects",))
 def delete_project(request):
-    request.app_root.projects.delete(request.context, request.app_root.users)
-    return no_content(request)
+    project, root = request.context, request.app_root
+
+    def playbooks_of(cluster):
+        return root.services.lookup(cluster.service, cluster.version).playbooks
+
+    if project.begin_deletion(playbooks_of, root.run_queue):
+        root.projects.delete(project)
+        return no_content(request)
+    request.response.status_int = 202
+    return project.as_json()
 
 
 def _member_json(project, username, role):

@@ -61,5 +61,5 @@ def delete_user(request):
     user = _user(request)
     if user is request.identity:
         raise Conflict("You cannot delete your own account; ask another admin.", code="SelfDeletion")
-    request.app_root.users.delete(user, request.app_root.projects)
+    request.app_root.users.delete(user)
     return no_content(request)

@@ -5,6 +5,7 @@ from pathlib import Path
 import webtest
 
 from pyramid_app import main
+from tests.conftest import close
 from tests.server import REPOSITORY
 
 PROVISIONER = str(Path(sys.executable).with_name("provisioner"))
@@ -23,7 +24,7 @@ def login(var_dir, username, password):
         return webtest.TestApp(app).post_json("/v1/auth/token", {"username": username, "password": password},
                                               expect_errors=True)
     finally:
-        app.registry._zodb_databases[""].close()
+        close(app)
 
 
 def test_create_a_user_and_reset_their_password(tmp_path):

@@ -2,6 +2,7 @@ import pytest
 import webtest
 
 from pyramid_app import main
+from tests.conftest import close
 from pyramid_app.models.project import Projects
 from tests.conftest import assert_error
 
@@ -34,7 +35,7 @@ def test_wrong_method_is_405_with_allow(testapp, api):
 def small_body_app(app_settings):
     app = main({}, **dict(app_settings, **{"provisioner.max_body_size": "1KiB"}))
     yield webtest.TestApp(app)
-    app.registry._zodb_databases[""].close()
+    close(app)
 
 
 def test_a_body_over_the_limit_is_413(small_body_app):

@@ -1,5 +1,9 @@
+import webtest
+import ZEO
+
+from pyramid_app import main
 from pyramid_app.views.info import storage_without_credentials
-from tests.conftest import assert_error
+from tests.conftest import Client, assert_error, close, settings_for
 
 
 def test_version_needs_no_token(testapp):
@@ -10,9 +14,22 @@ def test_healthz_answers_when_storage_does(testapp):
     assert testapp.get("/healthz").json == {"status": "ok"}
 
 
-def test_healthz_is_503_when_storage_is_gone(testapp, app):
-    app.registry._zodb_databases[""].storage.close()
-    assert_error(testapp.get("/healthz", status=503), 503, "StorageUnavailable")
+def test_storage_down_is_503_everywhere(tmp_path):
+    """A real ZEO server, stopped under a running app."""
+    address, stop_zeo = ZEO.server(path=str(tmp_path / "Data.fs"), threaded=False)
+    host, port = address
+    app = main({}, **settings_for(tmp_path, **{"zodbconn.uri": f"zeo://{host}:{port}?wait_timeout=1"}))
+    try:
+        testapp = webtest.TestApp(app)
+        api = Client(testapp)
+        assert testapp.get("/healthz").json == {"status": "ok"}
+        stop_zeo()
+        assert_error(testapp.get("/healthz", status=503), 503, "StorageUnavailable")
+        response = testapp.post_json("/v1/projects", {"name": "lost"}, headers=api.as_admin, status=503)
+        assert_error(response, 503, "StorageUnavailable")
+        assert response.headers["Retry-After"]
+    finally:
+        close(app)
 
 
 def test_info(testapp, api, tmp_path):

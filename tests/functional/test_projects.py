@@ -39,7 +39,7 @@ def test_duplicate_names_are_409(testapp, api):
 
 
 def test_bad_names_and_fields_are_400_and_nothing_is_stored(testapp, api):
-    for body in ({"name": "Demo"}, {"name": "a" * 64}, {"name": "-a"}, {"name": 5}, {"name": "ok", "extra": 1},
+    for body in ({"name": "Demo"}, {"name": ""}, {"name": "a" * 64}, {"name": "-a"}, {"name": 5}, {"name": "ok", "extra": 1},
                  {"name": "ok", "description": 3}, [], "text"):
         assert_error(testapp.post_json("/v1/projects", body, headers=api.as_admin, status=400), 400)
     assert testapp.get("/v1/projects", headers=api.as_admin).json["count"] == 0

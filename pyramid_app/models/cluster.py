@@ -1,0 +1,200 @@
+"""A Cluster is a service instance: its options, its rendered inventory and
+the state machine of its lifecycle. Each step (create, update, teardown) is
+one or more Runs queued with the change that asked for it:
+
+    queued -> starting -> active -> updating -> active
+    any -> deleting -> deleted;  failed from any step, with state_reason
+"""
+import colander
+
+from ..catalog import effective_options, mask_secrets
+from ..errors import Conflict, ValidationFailed, detail
+from ..rendering import TemplateError, inventory_nodes, parse_inventory, render_inventory
+from .base import new_id
+from ..resources import Folder
+from .base import Entity
+from .run import Run, RunLog
+
+STEP_STATES = {"create": "queued", "update": "updating", "teardown": "deleting"}
+LIVE_STATES = ("queued", "starting", "active", "updating", "failed")
+
+
+def configure(service, given_options, *, name, cluster_id, project, server):
+    """The effective options and the rendered inventory of a cluster of
+    `service`, or ValidationFailed naming what is wrong: nothing is stored
+    before both are known to be good."""
+    if not service.template:
+        raise Conflict(f"{service.service_name} {service.version} has no template yet.", code="ServiceIncomplete")
+    try:
+        options = effective_options(service.options, given_options)
+    except colander.Invalid as invalid:
+        raise ValidationFailed("Invalid options: " + "; ".join(
+            f"{name or 'options'}: {message}" for name, message in sorted(invalid.asdict().items())) + ".",
+            [detail("body", f"options.{name}" if name else "options", message)
+             for name, message in sorted(invalid.asdict().items())]) from None
+    try:
+        inventory = render_inventory(service.template, options=options, cluster={"name": name, "id": cluster_id},
+                                     project=project, server=server)
+    except TemplateError as error:
+        raise ValidationFailed(f"These options do not make a valid inventory: {error}.",
+                               [detail("body", "options", str(error))]) from None
+    return options, inventory
+
+
+def require_playbooks(service, *steps):
+    missing = [step for step in steps if step not in service.playbooks]
+    if missing:
+        raise Conflict(f"{service.service_name} {service.version} has no playbook for {', '.join(missing)}.",
+                       code="ServiceIncomplete")
+    return service.playbooks
+
+
+class Cluster(Entity):
+    type = "cluster"
+
+    def __init__(self, name, service, given_options, options, inventory, cluster_id):
+        super().__init__(name or cluster_id)
+        self.id = cluster_id
+        self.service = service.service_name
+        self.version = service.version
+        self.given_options = dict(given_options)  # what the client asked for (PUT compares it)
+        self.options = options  # effective: defaults applied
+        self.options_spec = service.options
+        self.inventory = inventory
+        self.state = "queued"
+        self.state_reason = None
+        self.nodes = []
+        self.step = None  # the step under way or the last one
+        self.step_runs = []  # its runs, in order
+        self.runs = RunLog("runs", self)
+        self.jobs = Folder("jobs", self)
+
+    @property
+    def project(self):
+        return self.__parent__.__parent__
+
+    # -- requests -----------------------------------------------------------
+
+    def start_step(self, step, runs, queue):
+        for run in self.step_runs:
+            if not run.finished:
+                run.cancel_requested = True
+                if run.status == "queued":
+                    run.finish("canceled", reason=f"superseded by the {step} step")
+        self.step = step
+        self.step_runs = list(runs)
+        self.state = STEP_STATES[step]
+        self.state_reason = None
+        for run in runs:
+            self.runs.append(run, queue.push(run))
+        self.touch()
+
+    def request_update(self, service, given_options, queue, server):
+        if self.state != "active":
+            raise Conflict(f"Cluster {self.name!r} is {self.state}; options can change only while it is active"
+                           + (" (retry the failed step first)." if self.state == "failed" else "."),
+                           code="WrongState")
+        playbooks = require_playbooks(service, "update", "teardown")
+        options, inventory = configure(service, given_options, name=self.name, cluster_id=self.id,
+                                       project=self.project.name, server=server)
+        runs = []
+        removed = removed_nodes(self.inventory, inventory)
+        if removed:
+            runs.append(Run("update", playbooks["teardown"], self.inventory, limit=",".join(removed)))
+        runs.append(Run("update", playbooks["update"], inventory))
+        self.given_options, self.options, self.inventory = dict(given_options), options, inventory
+        self.start_step("update", runs, queue)
+
+    def request_teardown(self, playbooks, queue):
+        if self.state in ("deleting", "deleted"):
+            raise Conflict(f"Cluster {self.name!r} is {self.state} already.", code="WrongState")
+        self.start_step("teardown", [Run("teardown", playbooks["teardown"], self.inventory)], queue)
+
+    def request_retry(self, queue):
+        if self.state != "failed":
+            raise Conflict(f"Cluster {self.name!r} is {self.state}; only a failed step can be retried.",
+                           code="WrongState")
+        again = [Run(run.step, run.playbook, run.inventory, run.limit, run.extravars)
+                 for run in self.step_runs if run.status != "successful"]
+        self.start_step(self.step, again, queue)
+
+    def can_be_purged(self):
+        if self.state not in ("deleted", "failed"):
+            raise Conflict(f"Cluster {self.name!r} is {self.state}; only a deleted or failed cluster can be "
+                           "purged (DELETE it first).", code="WrongState")
+
+    # -- what the runner reports ------------------------------------------
+
+    def run_started(self, run):
+        if self.state == "queued":
+            self.state = "starting"
+        self.touch()
+
+    def run_finished(self, run):
+        """Move the state machine on when a run of the current step ends."""
+        if run not in self.step_runs:
+            return
+        if run.status != "successful":
+            for other in self.step_runs:
+                if other.status == "queued":
+                    other.finish("canceled", reason=f"an earlier run of the {self.step} step {run.status}")
+            self.state = "failed"
+            self.state_reason = f"The {self.step} step {run.status}: {run.status_reason or 'see its run'} " \
+                                f"(run {run.name}); POST .../retry runs it again."
+        elif all(other.status == "successful" for other in self.step_runs):
+            if self.step == "teardown":
+                self.state = "deleted"
+                self.nodes = []
+                self.project.cluster_deleted()
+            else:
+                self.state = "active"
+                self.nodes = inventory_nodes(parse_inventory(self.inventory))
+        self.touch()
+
+    # -- views ----------------------------------------------------------------
+
+    @property
+    def current_run(self):
+        return next((run for run in self.step_runs if run.status == "running"), None)
+
+    def as_json(self):
+        path = super().as_json()["url"]
+        current = self.current_run
+        last = current or (self.step_runs[-1] if self.step_runs else None)
+        return dict(super().as_json(), service=self.service, version=self.version, state=self.state,
+                    state_reason=self.state_reason, step=self.step,
+                    options=mask_secrets(self.options_spec, self.options), nodes=self.nodes,
+                    progress=last.progress if last is not None else None,
+                    links={"inventory": f"{path}/inventory", "runs": f"{path}/runs", "jobs": f"{path}/jobs"})
+
+
+def removed_nodes(old_inventory, new_inventory):
+    old = {node["name"] for node in inventory_nodes(parse_inventory(old_inventory))}
+    new = {node["name"] for node in inventory_nodes(parse_inventory(new_inventory))}
+    return sorted(old - new)
+
+
+class Clusters(Folder):
+    def create(self, name, service, given_options, queue, server):
+        if name is not None and name in self:
+            raise Conflict(f"A cluster named {name!r} exists already in this project.", code="NameTaken")
+        playbooks = require_playbooks(service, "create", "update", "teardown")
+        cluster_id = new_id()
+        options, inventory = configure(service, given_options, name=name or cluster_id, cluster_id=cluster_id,
+                                       project=self.__parent__.name, server=server)
+        cluster = Cluster(name, service, given_options, options, inventory, cluster_id)
+        self.add(cluster.name, cluster)
+        service.clusters_using.change(1)
+        cluster.start_step("create", [Run("create", playbooks["create"], inventory)], queue)
+        return cluster
+
+    def purge(self, cluster, service):
+        """Remove a deleted or failed cluster's record."""
+        cluster.can_be_purged()
+        if service is not None:
+            service.clusters_using.change(-1)
+        self.remove(cluster.name)
+
+    def live(self):
+        return [cluster for cluster in self.values() if cluster.state in LIVE_STATES]
+

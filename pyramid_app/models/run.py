@@ -1,0 +1,154 @@
+"""A Run is one playbook execution: queued in the same transaction as the
+change that asked for it, claimed by a dispatcher, and recorded as it goes
+(status, events in order, per-host summary). Its stdout stays in the run's
+private data directory on disk."""
+import itertools
+import threading
+import time
+
+from BTrees.IOBTree import IOBTree
+from BTrees.Length import Length
+from BTrees.OOBTree import OOBTree
+from persistent import Persistent
+
+from ..resources import Folder
+from .base import Entity, rfc3339, utcnow
+
+FINISHED = ("successful", "failed", "canceled", "lost")
+HOST_COUNTERS = ("ok", "changed", "failed", "unreachable", "skipped")
+
+_sequence = itertools.count()
+
+
+class QueueSignal:
+    """Wakes this process's dispatcher threads when a transaction that
+    queued a run commits (other processes' runs are found by polling)."""
+
+    def __init__(self):
+        self._event = threading.Event()
+
+    def notify(self):
+        self._event.set()
+
+    def wait(self, timeout):
+        woken = self._event.wait(timeout)
+        self._event.clear()
+        return woken
+
+
+QUEUE_SIGNAL = QueueSignal()
+
+
+def queue_key():
+    """Keys that order the queue by time without a shared counter object
+    (which every enqueue would conflict on)."""
+    return (time.time_ns(), next(_sequence))
+
+
+class Run(Entity):
+    type = "run"
+
+    def __init__(self, step, playbook, inventory, limit=None, extravars=None):
+        super().__init__()
+        self.step = step  # create | update | teardown | launch | ...
+        self.playbook = playbook
+        self.inventory = inventory  # exactly what the playbook runs with
+        self.limit = limit
+        self.extravars = dict(extravars or {})
+        self.status = "queued"
+        self.rc = None
+        self.started_at = self.finished_at = None
+        self.hosts = {}
+        self.status_reason = None
+        self.owner = None  # the process executing it
+        self.cancel_requested = False
+        self.events = IOBTree()  # counter -> event summary
+        self.event_count = Length()
+        self.progress = {"tasks_done": 0, "current_task": None, "hosts": {}}
+
+    @property
+    def cluster(self):
+        return self.__parent__.__parent__
+
+    @property
+    def finished(self):
+        return self.status in FINISHED
+
+    def start(self, owner):
+        self.status = "running"
+        self.owner = owner
+        self.started_at = utcnow()
+        self.touch()
+
+    def record_events(self, events, progress):
+        for event in events:
+            self.events[event["counter"]] = event
+        self.event_count.change(len(events))
+        self.progress = progress
+
+    def finish(self, status, rc=None, hosts=None, reason=None):
+        self.status = status
+        self.rc = rc
+        self.hosts = hosts if hosts is not None else self.hosts
+        self.status_reason = reason
+        self.finished_at = utcnow()
+        self.touch()
+
+    def as_json(self):
+        return dict(super().as_json(), step=self.step, status=self.status, rc=self.rc,
+                    playbook=self.playbook, limit=self.limit, started_at=rfc3339(self.started_at),
+                    finished_at=rfc3339(self.finished_at), hosts=self.hosts, status_reason=self.status_reason,
+                    events=self.event_count())
+
+
+class RunLog(Folder):
+    """A cluster's runs, listed in the order they were queued."""
+
+    def __init__(self, name=None, parent=None):
+        super().__init__(name, parent)
+        self._order = OOBTree()  # queue key -> run name
+        self._keys = OOBTree()  # run name -> queue key
+
+    def append(self, run, key):
+        self.add(run.name, run)
+        self._order[key] = run.name
+        self._keys[run.name] = key
+
+    def remove(self, name):
+        del self._order[self._keys.pop(name)]
+        return super().remove(name)
+
+    def names(self, after=None):
+        if after is None or after not in self._keys:
+            return self._order.values() if after is None else iter(())
+        return self._order.values(min=self._keys[after], excludemin=True)
+
+    def newest(self):
+        return self[self._order[self._order.maxKey()]] if len(self) else None
+
+
+class RunQueue(Persistent):
+    """Queued runs of every cluster, oldest first; a dispatcher takes the
+    oldest whose cluster is not already running one."""
+
+    def __init__(self):
+        self._runs = OOBTree()  # queue key -> Run
+        self._count = Length()
+
+    def __len__(self):
+        return self._count()
+
+    def push(self, run):
+        self._p_jar.transaction_manager.get().addAfterCommitHook(
+            lambda committed: committed and QUEUE_SIGNAL.notify())
+        key = queue_key()
+        self._runs[key] = run
+        self._count.change(1)
+        return key
+
+    def pop(self, key):
+        self._runs.pop(key)
+        self._count.change(-1)
+
+    def items(self):
+        return self._runs.items()

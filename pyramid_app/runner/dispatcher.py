@@ -1,0 +1,202 @@
+"""Dispatcher threads: each claims the oldest queued run whose cluster is
+not running another, executes it with ansible-runner in its own private data
+directory, records its events in batches and moves its cluster on."""
+import json
+import logging
+import os
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+import ansible_runner
+import transaction
+
+from ..models.run import QUEUE_SIGNAL
+from ..resources import app_root
+from ..settings import REPOSITORY
+from .events import EventRecorder
+from .process import is_alive, kill_processes_using, this_process
+from .transactions import retrying
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 1.0
+ANSIBLE_CONFIG = REPOSITORY / "ansible.cfg"
+ROLES_DIR = REPOSITORY / "roles"
+# The ansible-playbook installed beside this Python comes first on the run's
+# PATH: a server started as .venv/bin/pserve has no activated venv.
+BIN_DIR = str(Path(sys.executable).parent)
+RUNNER_SETTINGS = {
+    "job_timeout": 3600,  # a playbook run longer than this is stopped and fails
+    "idle_timeout": 900,  # ... and so is one that prints nothing for this long
+    "pexpect_timeout": 0.5,  # how often cancel requests and pending events are looked at
+    "suppress_ansible_output": True,
+}
+
+
+def run_directory(var_dir, run):
+    return Path(var_dir) / "runs" / run.id
+
+
+def stdout_path(var_dir, run):
+    return run_directory(var_dir, run) / "artifacts" / "run" / "stdout"
+
+
+class Dispatcher:
+    def __init__(self, db, var_dir, playbooks_dir, slots):
+        self.db = db
+        self.var_dir = Path(var_dir)
+        self.playbooks_dir = Path(playbooks_dir)
+        self.slots = slots
+        self.owner = this_process()
+        self.stopping = threading.Event()
+        self.threads = []
+        self._busy = 0
+        self._busy_lock = threading.Lock()
+        self.environment = {"ANSIBLE_CONFIG": str(ANSIBLE_CONFIG), "ANSIBLE_NOCOLOR": "1",
+                            "ANSIBLE_FORCE_COLOR": "0",
+                            "PATH": os.pathsep.join([BIN_DIR, os.environ.get("PATH", os.defpath)])}
+
+    @property
+    def busy(self):
+        return self._busy
+
+    def start(self):
+        self.recover()
+        for number in range(self.slots):
+            thread = threading.Thread(target=self._work, name=f"runner-{number}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def stop(self, timeout=10):
+        self.stopping.set()
+        QUEUE_SIGNAL.notify()
+        for thread in self.threads:
+            thread.join(timeout)
+
+    # -- recovery -------------------------------------------------------------
+
+    def recover(self):
+        """Runs left running by a process that is gone are lost: their
+        leftover ansible processes are killed and their clusters move on."""
+        manager = transaction.TransactionManager()
+        connection = self.db.open(transaction_manager=manager)
+        try:
+            def mark_lost():
+                lost = []
+                running = app_root(connection).running_runs
+                for run_id, run in list(running.items()):
+                    if is_alive(run.owner) and run.owner != self.owner:
+                        continue
+                    del running[run_id]
+                    run.finish("lost", reason="the service was interrupted while it ran")
+                    run.cluster.run_finished(run)
+                    lost.append(run)
+                return lost
+            for run in retrying(manager, mark_lost):
+                killed = kill_processes_using(run_directory(self.var_dir, run))
+                log.warning("run %s of cluster %s was lost (killed leftover process groups: %s)",
+                            run.name, run.cluster.name, sorted(killed) or "none")
+        finally:
+            connection.close()
+
+    # -- the threads ----------------------------------------------------------
+
+    def _work(self):
+        manager = transaction.TransactionManager()
+        connection = self.db.open(transaction_manager=manager)
+        try:
+            while not self.stopping.is_set():
+                try:
+                    run = retrying(manager, lambda: self._claim(connection))
+                except Exception:
+                    log.exception("claiming a run failed")
+                    run = None
+                if run is None:
+                    QUEUE_SIGNAL.wait(POLL_SECONDS)
+                    continue
+                with self._busy_lock:
+                    self._busy += 1
+                try:
+                    self._execute(manager, run)
+                finally:
+                    with self._busy_lock:
+                        self._busy -= 1
+                    QUEUE_SIGNAL.notify()  # the cluster's next run may go now
+        finally:
+            connection.close()
+
+    def _claim(self, connection):
+        root = app_root(connection)
+        queue = root.run_queue
+        blocked = set()  # clusters with an older queued run: runs of one cluster go in order
+        for key, run in list(queue.items()):
+            cluster = run.cluster
+            if run.status != "queued":
+                queue.pop(key)  # canceled while it waited
+                continue
+            if id(cluster) in blocked or cluster.current_run is not None:
+                blocked.add(id(cluster))
+                continue
+            queue.pop(key)
+            run.start(self.owner)
+            root.running_runs[run.id] = run
+            cluster.run_started(run)
+            return run
+        return None
+
+    def _execute(self, manager, run):
+        directory = run_directory(self.var_dir, run)
+        recorder = EventRecorder(lambda events, progress: retrying(
+            manager, lambda: run.record_events(events, progress)))
+
+        def should_cancel():
+            recorder.flush_if_due()
+            manager.begin()  # see what other transactions committed
+            requested = run.cancel_requested
+            manager.abort()
+            return requested
+
+        try:
+            inventory = self._prepare(directory, run)
+            result = ansible_runner.run(
+                private_data_dir=str(directory), project_dir=str(self.playbooks_dir), playbook=run.playbook,
+                inventory=str(inventory), limit=run.limit, extravars=run.extravars, ident="run",
+                roles_path=[str(ROLES_DIR)], envvars=self.environment,
+                settings=RUNNER_SETTINGS, event_handler=recorder.on_event, cancel_callback=should_cancel,
+                quiet=True)
+            recorder.flush()
+            status, reason = outcome(result.status, result.rc, recorder.failure)
+            rc = result.rc
+        except Exception as exc:
+            log.exception("run %s could not be executed", run.id)
+            status, rc, reason = "failed", None, f"the run could not be executed: {exc}"
+
+        def finish():
+            app_root(run._p_jar).running_runs.pop(run.id, None)
+            run.finish(status, rc, recorder.host_summary(), reason)
+            run.cluster.run_finished(run)
+        retrying(manager, finish)
+
+    def _prepare(self, directory, run):
+        if directory.exists():
+            shutil.rmtree(directory)
+        (directory / "inventory").mkdir(parents=True)
+        inventory = directory / "inventory" / "hosts.yml"
+        inventory.write_text(run.inventory)
+        (directory / "run.json").write_text(json.dumps({"run": run.id, "playbook": run.playbook,
+                                                        "limit": run.limit, "queued": time.time()}))
+        return inventory
+
+
+def outcome(runner_status, rc, failure):
+    if runner_status == "successful":
+        return "successful", None
+    if runner_status == "canceled":
+        return "canceled", "canceled on request"
+    if runner_status == "timeout":
+        return "failed", f"timeout: the playbook ran longer than {RUNNER_SETTINGS['job_timeout']} s " \
+                         f"or printed nothing for {RUNNER_SETTINGS['idle_timeout']} s"
+    return "failed", failure or f"ansible-playbook exited with rc {rc}; see the run's stdout"

@@ -1,0 +1,106 @@
+"""What the runner keeps of ansible-runner's events: a summary of each,
+committed in batches, and the live progress of the run."""
+import time
+
+from ..models.run import HOST_COUNTERS
+
+RESULT_EVENTS = {
+    "runner_on_ok": "ok",
+    "runner_on_failed": "failed",
+    "runner_on_unreachable": "unreachable",
+    "runner_on_skipped": "skipped",
+}
+MAX_MESSAGE = 2000
+
+
+def summarize(event):
+    data = event.get("event_data") or {}
+    result = data.get("res") if isinstance(data.get("res"), dict) else {}
+    message = result.get("msg") or result.get("stderr") or None
+    return {
+        "counter": event["counter"],
+        "event": event["event"],
+        "host": data.get("host"),
+        "play": data.get("play"),
+        "task": data.get("task"),
+        "created": event.get("created"),
+        "start_line": event.get("start_line"),
+        "end_line": event.get("end_line"),
+        "changed": result.get("changed"),
+        "rc": result.get("rc"),
+        "msg": str(message)[:MAX_MESSAGE] if message is not None else None,
+        "ignore_errors": data.get("ignore_errors"),
+    }
+
+
+class EventRecorder:
+    """Collects events as ansible-runner reports them and hands them to
+    `commit(events, progress)` in batches: when `batch_size` are waiting, or
+    `interval` seconds after the first one waiting, and at the end."""
+
+    def __init__(self, commit, batch_size=200, interval=0.5, clock=time.monotonic):
+        self.commit = commit
+        self.batch_size = batch_size
+        self.interval = interval
+        self.clock = clock
+        self.pending = []
+        self.pending_since = None
+        self.tasks_started = 0
+        self.current_task = None
+        self.hosts = {}
+        self.stats = None
+        self.failure = None
+
+    def on_event(self, event):
+        if "counter" not in event or "event" not in event:
+            return False
+        summary = summarize(event)
+        self._follow(summary, event)
+        self.pending.append(summary)
+        if self.pending_since is None:
+            self.pending_since = self.clock()
+        if len(self.pending) >= self.batch_size:
+            self.flush()
+        return False  # kept in ZODB; ansible-runner need not write it to disk too
+
+    def flush_if_due(self):
+        if self.pending and self.clock() - self.pending_since >= self.interval:
+            self.flush()
+
+    def flush(self):
+        events, self.pending, self.pending_since = self.pending, [], None
+        self.commit(events, self.progress())
+
+    def progress(self):
+        done = self.tasks_started if self.stats is not None else max(self.tasks_started - 1, 0)
+        return {"tasks_done": done, "current_task": None if self.stats is not None else self.current_task,
+                "hosts": {host: dict(counts) for host, counts in self.hosts.items()}}
+
+    def _follow(self, summary, event):
+        kind = summary["event"]
+        if kind == "playbook_on_task_start":
+            self.tasks_started += 1
+            self.current_task = summary["task"]
+        elif kind in RESULT_EVENTS and summary["host"]:
+            counts = self.hosts.setdefault(summary["host"], dict.fromkeys(HOST_COUNTERS, 0))
+            outcome = RESULT_EVENTS[kind]
+            counts[outcome] += 1
+            if outcome == "ok" and summary["changed"]:
+                counts["changed"] += 1
+            if outcome in ("failed", "unreachable") and self.failure is None and not summary["ignore_errors"]:
+                self.failure = f"{summary['host']} {outcome} in '{summary['task']}': {summary['msg'] or 'no message'}"
+        elif kind == "playbook_on_stats":
+            self.stats = host_summary((event.get("event_data") or {}))
+
+    def host_summary(self):
+        return self.stats if self.stats is not None else {h: dict(c) for h, c in self.hosts.items()}
+
+
+def host_summary(stats):
+    """playbook_on_stats -> {host: {ok, changed, failed, unreachable, skipped}}."""
+    keys = {"ok": "ok", "changed": "changed", "failed": "failures", "unreachable": "dark", "skipped": "skipped"}
+    hosts = set()
+    for source in keys.values():
+        hosts.update((stats.get(source) or {}).keys())
+    return {host: {name: (stats.get(source) or {}).get(host, 0) for name, source in keys.items()}
+            for host in sorted(hosts)}

@@ -1,0 +1,25 @@
+import random
+import time
+
+from ZODB.POSException import ConflictError
+
+
+def retrying(manager, work, attempts=5):
+    """Run `work()` in a transaction of `manager` and commit it, again on a
+    write conflict (another thread or a request changed the same objects).
+    Unlike `manager.attempts()`, a failed commit is never mistaken for a
+    result."""
+    for attempt in range(1, attempts + 1):
+        manager.begin()
+        try:
+            result = work()
+            manager.commit()
+            return result
+        except ConflictError:
+            manager.abort()
+            if attempt == attempts:
+                raise
+            time.sleep(random.uniform(0.005, 0.05) * attempt)
+        except BaseException:
+            manager.abort()
+            raise
