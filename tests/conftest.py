@@ -1,12 +1,15 @@
 """Fixtures in the pyramid-cookiecutter-starter style: `app` over a real
 FileStorage in a temporary directory, `testapp` (WebTest), and `api`, a
 small client that logs in users."""
+import shutil
+import tempfile
 import time
 
 import pytest
 import webtest
 
 from pyramid_app import main
+from tests import sshd
 
 ADMIN_PASSWORD = "admin-password-for-tests"
 
@@ -94,3 +97,30 @@ def assert_error(response, status, code=None):
     if code is not None:
         assert body["error"] == code, body
     return body
+
+
+@pytest.fixture
+def sshd_hosts(tmp_path):
+    if sshd.missing_tools():
+        pytest.skip(sshd.MISSING)
+    servers = sshd.start_sshd_hosts(tmp_path / "sshd", 2)
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
+@pytest.fixture
+def ssh_env(tmp_path):
+    """Ansible's ssh settings for tests: a known_hosts file of the test's own
+    (ssh_args come before the inventory's ssh_common_args, and ssh keeps the
+    first value of an option) and a short control socket directory."""
+    control_dir = tempfile.mkdtemp(prefix="cp-")
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.touch()
+    yield {
+        "ANSIBLE_SSH_ARGS": f"-o ControlMaster=auto -o ControlPersist=30s -o UserKnownHostsFile={known_hosts}",
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": control_dir,
+        "ANSIBLE_TIMEOUT": "10",
+    }
+    shutil.rmtree(control_dir, ignore_errors=True)

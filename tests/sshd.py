@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 SSHD = "/usr/sbin/sshd"
+MISSING = "sshd not installed: apt-get install openssh-server (done by .ci/run)"
 FIRST_ADDRESS = 2  # 127.0.0.1 is left to whatever else listens there
 PRIVSEP_DIR = "/run/sshd"
 

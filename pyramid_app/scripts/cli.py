@@ -2,13 +2,17 @@
 
     provisioner users create NAME [--admin] [-c development.ini]
     provisioner users set-password NAME [-c development.ini]
+    provisioner render SERVICE VERSION --name NAME --options options.json [-c development.ini]
 
 The password is asked twice on a terminal, or read from standard input
 (`--password-stdin`) for scripts.
 """
 import argparse
 import getpass
+import json
 import sys
+from contextlib import ExitStack
+from pathlib import Path
 
 import transaction
 from plaster import get_loader
@@ -17,7 +21,11 @@ from ZODB.POSException import StorageError
 from zodburi import resolve_uri
 
 from .. import settings as settings_module
+from ..catalog import load_service_dir
 from ..errors import APIError
+from ..models.base import new_id
+from ..models.cluster import configure
+from ..models.service import Service, ServiceVersion
 from ..evolve import evolve
 from ..resources import app_root
 from ..schemas.common import NAME_RULE, is_valid_name
@@ -83,6 +91,45 @@ def users_set_password(args):
     with_users(args, change)
 
 
+def find_service(args, loaded_settings, resources):
+    """A built-in from service_templates/ (no database needed), else a
+    registered service from the configured storage, kept open by
+    `resources` (an ExitStack) while the entry is used."""
+    directory = Path(loaded_settings["provisioner.service_templates_dir"]) / args.service / args.version
+    if (directory / "service.yml").is_file():
+        loaded = load_service_dir(directory)
+        service = Service(args.service)
+        entry = service.add(args.version, ServiceVersion(args.version, loaded["description"], builtin=True))
+        entry.configure(options=loaded["options"], template=loaded["template"], playbooks=loaded["playbooks"],
+                        server={"var_dir": loaded_settings["provisioner.var_dir"]})
+        return entry
+    db = open_database(args.config)
+    resources.callback(db.close)
+    entry = evolve(db.open()).services.lookup(args.service, args.version)
+    if entry is None:
+        sys.exit(f"No service {args.service} {args.version}, built in or registered.")
+    return entry
+
+
+def render(args):
+    """Print the inventory the API would render for these options, checked
+    the same way."""
+    loaded_settings = settings_module.load(get_loader(args.config, protocols=["wsgi"]).get_wsgi_app_settings())
+    try:
+        given = json.loads(Path(args.options).read_text()) if args.options else {}
+    except (OSError, ValueError) as exc:
+        sys.exit(f"Cannot read the options from {args.options}: {exc}")
+    try:
+        with ExitStack() as resources:
+            entry = find_service(args, loaded_settings, resources)
+            _, inventory = configure(entry, given, name=args.name, cluster_id=args.id, project=args.project,
+                                     server={"var_dir": loaded_settings["provisioner.var_dir"]})
+    except APIError as exc:
+        problems = "\n".join(f"  {d['name']}: {d['description']}" for d in exc.details)
+        sys.exit(f"{exc.message}\n{problems}".rstrip())
+    sys.stdout.write(inventory)
+
+
 def parser():
     top = argparse.ArgumentParser(prog="provisioner", description=__doc__.split("\n\n")[0])
     commands = top.add_subparsers(dest="command", required=True)
@@ -98,6 +145,16 @@ def parser():
         if name == "create":
             command.add_argument("--admin", action="store_true", help="make the user an admin")
         command.set_defaults(handler=handler)
+
+    command = commands.add_parser("render", help="print the inventory a cluster of a service would get")
+    command.add_argument("service")
+    command.add_argument("version")
+    command.add_argument("--name", default="example", help="the cluster's name (example)")
+    command.add_argument("--id", default=new_id(), help="the cluster's id (random)")
+    command.add_argument("--project", default="default", help="the project's name (default)")
+    command.add_argument("--options", help="a JSON file with the options")
+    command.add_argument("-c", "--config", default="development.ini", help="the ini file (development.ini)")
+    command.set_defaults(handler=render)
     return top
 
 

@@ -46,3 +46,46 @@ def test_refusals_say_why(tmp_path):
     provisioner(tmp_path, "users", "create", "ops", password="x" * 8)
     again = provisioner(tmp_path, "users", "create", "ops", password="x" * 8)
     assert again.returncode != 0 and "exists already" in again.stderr
+
+
+def render(var_dir, *args):
+    return subprocess.run([PROVISIONER, "render", *args, "-c", str(REPOSITORY / "development.ini")],
+                          capture_output=True, text=True,
+                          env={"PROVISIONER_VAR_DIR": str(var_dir), "PATH": "/usr/bin:/bin"})
+
+
+def test_render_prints_exactly_what_the_api_renders(tmp_path):
+    app = main({}, **{"provisioner.var_dir": str(tmp_path), "zodbconn.uri": "file://{var_dir}/Data.fs",
+                      "provisioner.admin_password": "unused-admin-password",
+                      "provisioner.start_dispatcher": "false"})
+    try:
+        testapp = webtest.TestApp(app)
+        token = testapp.post_json("/v1/auth/token", {"username": "admin",
+                                                     "password": "unused-admin-password"}).json["token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        testapp.post_json("/v1/projects", {"name": "demo"}, headers=headers)
+        cluster = testapp.post_json("/v1/projects/demo/clusters", {"name": "c1", "service": "batch",
+                                                                   "options": {"nodes": 3}}, headers=headers).json
+        from_api = testapp.get("/v1/projects/demo/clusters/c1/inventory", headers=headers).text
+        testapp.post_json("/v1/services", {"name": "tiny", "version": "1", "template":
+                                           "all:\n  vars:\n    size: {{ options.size }}\n",
+                                           "options": {"required": {"size": 3}}}, headers=headers)
+    finally:
+        close(app)
+    (tmp_path / "options.json").write_text('{"nodes": 3}')
+    rendered = render(tmp_path, "batch", "1.0", "--name", "c1", "--id", cluster["id"], "--project", "demo",
+                      "--options", str(tmp_path / "options.json"))
+    assert rendered.returncode == 0, rendered.stderr
+    assert rendered.stdout == from_api
+    registered = render(tmp_path, "tiny", "1")
+    assert registered.returncode == 0, registered.stderr
+    assert registered.stdout == "all:\n  vars:\n    size: 3\n"
+
+
+def test_render_refuses_what_the_api_refuses(tmp_path):
+    (tmp_path / "options.json").write_text('{"nodes": 0, "colour": "blue"}')
+    refused = render(tmp_path, "batch", "1.0", "--options", str(tmp_path / "options.json"))
+    assert refused.returncode != 0
+    assert "options.nodes: 0 is less than minimum value 1" in refused.stderr
+    assert "options.colour: unknown option" in refused.stderr
+    assert "No service nothing 1.0" in render(tmp_path, "nothing", "1.0").stderr

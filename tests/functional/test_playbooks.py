@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -30,7 +29,6 @@ PLAYBOOKS = REPO / "playbooks"
 ANSIBLE_CFG = REPO / "ansible.cfg"
 CLUSTER = {"name": "batch-test", "id": "0a1b2c3d"}
 PROJECT = "demo"
-SSHD_MISSING = "sshd not installed: apt-get install openssh-server (done by .ci/run)"
 
 
 def _tool(name):
@@ -300,33 +298,6 @@ def test_local_teardown_removes_everything(tmp_path):
 # -------------------------------------------------------------- ssh provider
 
 
-@pytest.fixture
-def sshd_hosts(tmp_path):
-    if sshd.missing_tools():
-        pytest.skip(SSHD_MISSING)
-    servers = sshd.start_sshd_hosts(tmp_path / "sshd", 2)
-    try:
-        yield servers
-    finally:
-        servers.stop()
-
-
-@pytest.fixture
-def ssh_env(tmp_path):
-    """Ansible's ssh settings for tests: a known_hosts file of the test's own
-    (ssh_args come before the inventory's ssh_common_args, and ssh keeps the
-    first value of an option) and a short control socket directory."""
-    control_dir = tempfile.mkdtemp(prefix="cp-")
-    known_hosts = tmp_path / "known_hosts"
-    known_hosts.touch()
-    yield {
-        "ANSIBLE_SSH_ARGS": f"-o ControlMaster=auto -o ControlPersist=30s -o UserKnownHostsFile={known_hosts}",
-        "ANSIBLE_SSH_CONTROL_PATH_DIR": control_dir,
-        "ANSIBLE_TIMEOUT": "10",
-    }
-    shutil.rmtree(control_dir, ignore_errors=True)
-
-
 @needs_ansible
 def test_ssh_create_and_teardown(tmp_path, sshd_hosts, ssh_env):
     workdir = tmp_path / "remote" / "work"
@@ -367,7 +338,7 @@ def test_ssh_create_and_teardown(tmp_path, sshd_hosts, ssh_env):
 @needs_ansible
 def test_ssh_create_fails_on_an_unreachable_host(tmp_path, ssh_env):
     if not shutil.which("ssh"):
-        pytest.skip(SSHD_MISSING)
+        pytest.skip(sshd.MISSING)
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.2", 0))
         closed_port = sock.getsockname()[1]

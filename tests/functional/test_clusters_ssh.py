@@ -1,0 +1,55 @@
+"""The ssh provider through the API, against real sshd servers on
+127.0.0.2 and 127.0.0.3."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import webtest
+
+from pyramid_app import main
+from tests.conftest import Client, close, in_state, settings_for, wait_for
+
+CLUSTERS = "/v1/projects/demo/clusters"
+
+
+@pytest.fixture
+def api(tmp_path, ssh_env, monkeypatch):
+    # The runs inherit the service's environment: a known_hosts of the test's own.
+    for name, value in ssh_env.items():
+        monkeypatch.setenv(name, value)
+    app = main({}, **settings_for(tmp_path / "var"))
+    client = Client(webtest.TestApp(app))
+    client.project("demo", client.as_admin)
+    yield client
+    close(app)
+
+
+def test_create_scale_down_and_tear_down_on_two_ssh_hosts(api, sshd_hosts, tmp_path):
+    workdir = tmp_path / "remote"
+    options = {"provider": "ssh", "nodes": 2, "hosts": sshd_hosts.hosts, "ssh_user": sshd_hosts.user,
+               "ssh_private_key_file": sshd_hosts.private_key_file, "workdir": str(workdir),
+               "ssh_python_interpreter": sys.executable}
+    testapp, admin = api.testapp, api.as_admin
+    testapp.post_json(CLUSTERS, {"name": "remote", "service": "batch", "options": options}, headers=admin)
+    cluster, seen = wait_for(testapp, f"{CLUSTERS}/remote", admin, in_state("active", "failed"))
+    assert cluster["state"] == "active", cluster["state_reason"]
+    assert [(n["name"], n["address"]) for n in cluster["nodes"]] == [
+        ("node-1", "127.0.0.2"), ("node-2", "127.0.0.3")]
+    assert cluster["options"]["ssh_private_key_file"] == sshd_hosts.private_key_file
+    inventory = testapp.get(f"{CLUSTERS}/remote/inventory", headers=admin).text
+    assert "PRIVATE KEY" not in inventory and Path(sshd_hosts.private_key_file).read_text() not in inventory
+    for node in ("node-1", "node-2"):
+        assert json.loads((workdir / node / "node.json").read_text())["provider"] == "ssh"
+
+    testapp.patch_json(f"{CLUSTERS}/remote", {"options": {"nodes": 1}}, headers=admin, status=202)
+    cluster, _ = wait_for(testapp, f"{CLUSTERS}/remote", admin, in_state("active", "failed"))
+    assert cluster["state"] == "active", cluster["state_reason"]
+    assert not (workdir / "node-2").exists() and (workdir / "node-1").exists()
+    shrink = testapp.get(f"{CLUSTERS}/remote/runs", headers=admin).json["items"][1]
+    assert (shrink["playbook"], shrink["limit"], shrink["status"]) == ("cluster_teardown.yml", "node-2", "successful")
+
+    testapp.delete(f"{CLUSTERS}/remote", headers=admin, status=202)
+    cluster, _ = wait_for(testapp, f"{CLUSTERS}/remote", admin, in_state("deleted", "failed"))
+    assert cluster["state"] == "deleted", cluster["state_reason"]
+    assert not (workdir / "node-1").exists()
