@@ -16,8 +16,9 @@ JSON = "application/json"
 class endpoint:
     def __init__(self, route, method, *, summary, permission=None, body=None, query=None,
                  response=None, status=200, errors=(), body_types=(JSON,), text_field=None,
-                 produces=JSON, tags=()):
+                 produces=JSON, tags=(), one_or_many=False):
         self.route = route
+        self.one_or_many = one_or_many  # the body is one object or an array; the view validates each
         self.method = method
         self.summary = summary
         self.permission = permission
@@ -57,7 +58,7 @@ class endpoint:
         return deserialize(self.query, dict(request.GET), "querystring")
 
     def validate_body(self, request):
-        if self.body is None:
+        if self.body is None or self.one_or_many:
             return None
         return deserialize(self.body, self.read_body(request), "body")
 

@@ -34,7 +34,13 @@ def step_3_clusters_and_runs(root):
             project.clusters = Clusters("clusters", project)
 
 
-STEPS = [step_1_users_and_projects, step_2_service_catalog, step_3_clusters_and_runs]
+def step_4_jobs(root):
+    root.jobs_by_id = OOBTree()  # job id -> Job, for callbacks from nodes
+    root.schedule_requests = OOBTree()  # (project, cluster) -> Cluster with jobs to place
+    root.job_clusters = OOBTree()  # (project, cluster) -> Cluster with jobs launching or running
+
+
+STEPS = [step_1_users_and_projects, step_2_service_catalog, step_3_clusters_and_runs, step_4_jobs]
 
 
 def evolve(connection):

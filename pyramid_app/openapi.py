@@ -98,6 +98,8 @@ def _operation(spec, route_pattern):
         operation["security"] = [{"bearer": []}]
     if spec.body is not None:
         body_schema = json_schema(spec.body)
+        if spec.one_or_many:
+            body_schema = {"oneOf": [body_schema, {"type": "array", "items": body_schema, "minItems": 1}]}
         content = {kind: {"schema": body_schema} for kind in spec.body_types if kind != "text/plain"}
         if "text/plain" in spec.body_types:
             content["text/plain"] = {"schema": {"type": "string"}}

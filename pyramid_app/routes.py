@@ -52,6 +52,14 @@ def run_factory(request):
     return run
 
 
+def job_factory(request):
+    cluster = cluster_factory(request)
+    job = cluster.jobs.get(request.matchdict["job"])
+    if job is None:
+        raise NotFound(f"Cluster {cluster.name!r} has no job named {request.matchdict['job']!r}.")
+    return job
+
+
 def includeme(config):
     add = config.add_route
     add("version", "/v1/version")
@@ -82,3 +90,11 @@ def includeme(config):
     add("cluster_run", clusters + "/{cluster}/runs/{run}", factory=run_factory)
     add("run_events", clusters + "/{cluster}/runs/{run}/events", factory=run_factory)
     add("run_stdout", clusters + "/{cluster}/runs/{run}/stdout", factory=run_factory)
+    jobs = clusters + "/{cluster}/jobs"
+    add("jobs", jobs, factory=cluster_factory)
+    add("job", jobs + "/{job}", factory=job_factory)
+    add("job_restart", jobs + "/{job}/restart", factory=job_factory)
+    add("job_stdout", jobs + "/{job}/stdout", factory=job_factory)
+    add("job_stderr", jobs + "/{job}/stderr", factory=job_factory)
+    add("all_jobs", "/v1/jobs")
+    add("job_reports", "/v1/job-reports")

@@ -6,7 +6,9 @@ members by role), so views only name the permission they need.
 """
 import hashlib
 import hmac
+import os
 import secrets
+from pathlib import Path
 
 from pyramid.authorization import ACLHelper, Authenticated, Everyone
 
@@ -55,6 +57,26 @@ def bearer_token(request):
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+def callback_key(var_dir):
+    """The key job secrets derive from, kept in a file only its owner reads,
+    never in the database."""
+    path = Path(var_dir) / "callback.key"
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        key = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as stream:
+            stream.write(key.hex())
+        return key
+
+
+def job_secret(key, job_id, attempt):
+    """The secret a job's wrapper presents when it reports an attempt: derived,
+    so it is stored nowhere but in the job's spec on its node."""
+    return hmac.new(key, f"{job_id}:{attempt}".encode(), hashlib.sha256).hexdigest()
 
 
 class TokenSecurityPolicy:

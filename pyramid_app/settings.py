@@ -51,6 +51,8 @@ SETTINGS = {
     "playbooks_dir": ("", str),
     "service_templates_dir": ("", str),
     "start_dispatcher": ("true", parse_bool),
+    "callback_url": ("", str),
+    "sweep_seconds": ("10", float),
 }
 
 REPOSITORY = Path(__file__).resolve().parent.parent

@@ -7,15 +7,17 @@ one or more Runs queued with the change that asked for it:
 """
 import colander
 
-from ..catalog import effective_options, mask_secrets
+from ..catalog import effective_options, mask_secrets, size_to_bytes
 from ..errors import Conflict, ValidationFailed, detail
-from ..rendering import TemplateError, inventory_nodes, parse_inventory, render_inventory
+from ..rendering import TemplateError, inventory_as_json, inventory_nodes, parse_inventory, render_inventory
 from .base import new_id
 from ..resources import Folder
 from .base import Entity
-from .run import Run, RunLog
+from .job import ACTIVE, JobTable
+from .run import Run, RunLog, notify_after_commit
 
 STEP_STATES = {"create": "queued", "update": "updating", "teardown": "deleting"}
+JOB_STEPS = ("launch", "status", "cancel")
 LIVE_STATES = ("queued", "starting", "active", "updating", "failed")
 
 
@@ -67,11 +69,18 @@ class Cluster(Entity):
         self.step = None  # the step under way or the last one
         self.step_runs = []  # its runs, in order
         self.runs = RunLog("runs", self)
-        self.jobs = Folder("jobs", self)
+        self.jobs = JobTable("jobs", self)
+        self.running = None  # the run of this cluster executing now, if any
+        self.node_resources = {}  # node -> {cpus, memory_mb, dir}, from the inventory when active
+        self.sweep = None  # the status run queued or running, if any
 
     @property
     def project(self):
         return self.__parent__.__parent__
+
+    @property
+    def app_root(self):
+        return self.project.__parent__.__parent__
 
     # -- requests -----------------------------------------------------------
 
@@ -106,9 +115,20 @@ class Cluster(Entity):
         self.start_step("update", runs, queue)
 
     def request_teardown(self, playbooks, queue):
+        """Cancel queued and running jobs (killing those on nodes first),
+        then tear down."""
         if self.state in ("deleting", "deleted"):
             raise Conflict(f"Cluster {self.name!r} is {self.state} already.", code="WrongState")
-        self.start_step("teardown", [Run("teardown", playbooks["teardown"], self.inventory)], queue)
+        for run in self.runs.values():
+            if run.step in JOB_STEPS and run.status == "queued":
+                run.finish("canceled", reason="the cluster is being deleted")
+        runs = []
+        to_kill = self.cancel_jobs([self.jobs[name] for state in ("dependent", "queued") + ACTIVE
+                                    for name in list(self.jobs.names_where("state", state))])
+        if to_kill:
+            runs.append(Run("teardown", "job_cancel.yml", self.inventory, extravars=to_kill))
+        runs.append(Run("teardown", playbooks["teardown"], self.inventory))
+        self.start_step("teardown", runs, queue)
 
     def request_retry(self, queue):
         if self.state != "failed":
@@ -123,15 +143,103 @@ class Cluster(Entity):
             raise Conflict(f"Cluster {self.name!r} is {self.state}; only a deleted or failed cluster can be "
                            "purged (DELETE it first).", code="WrongState")
 
+    # -- jobs -----------------------------------------------------------------
+
+    def job_dir(self, job):
+        return f"{self.node_resources[job.node]['dir']}/jobs/{job.attempt_name}"
+
+    def request_scheduling(self):
+        self.app_root.schedule_requests[(self.project.name, self.name)] = self
+        notify_after_commit(self.app_root)
+
+    def schedule(self, playbooks, queue):
+        """Assign queued jobs to nodes and queue one launch run for all of
+        them."""
+        if self.state != "active" or not self.node_resources:
+            return None
+        capacity = {node: (r["cpus"], r["memory_mb"]) for node, r in self.node_resources.items()}
+        picked = self.jobs.pick(capacity)
+        if not picked:
+            return None
+        run = Run("launch", playbooks["launch"], self.inventory)
+        run.jobs = {node: [job.name for job in jobs] for node, jobs in picked.items()}
+        self.runs.append(run, queue.push(run))
+        self.app_root.job_clusters[(self.project.name, self.name)] = self
+        return run
+
+    def request_sweep(self, queue):
+        """Queue one status run for the jobs launching or running, unless one
+        is waiting already."""
+        if self.sweep is not None and not self.sweep.finished:
+            return None
+        ids = {}
+        for state in ACTIVE:
+            for name in self.jobs.names_where("state", state):
+                job = self.jobs[name]
+                ids.setdefault(job.node, []).append(job.attempt_name)
+        if not ids:
+            self.app_root.job_clusters.pop((self.project.name, self.name), None)
+            return None
+        self.sweep = Run("status", "job_status.yml", self.inventory,
+                         extravars={"provisioner_jobs_status_ids": ids})
+        self.runs.append(self.sweep, queue.push(self.sweep))
+        return self.sweep
+
+    def cancel_jobs(self, jobs):
+        """Cancel jobs; the extravars of job_cancel.yml for those whose
+        process must be killed (None when there are none)."""
+        dirs = {}
+        for job in jobs:
+            if self.jobs.cancel(job):
+                dirs.setdefault(job.node, []).append(self.job_dir(job))
+        if dirs:
+            return {"provisioner_jobs_cancel": dirs}
+        return None
+
+    def queue_cancel_run(self, extravars, queue):
+        run = Run("cancel", "job_cancel.yml", self.inventory, extravars=extravars)
+        self.runs.append(run, queue.push(run))
+        return run
+
+    def _job_run_finished(self, run, reports):
+        if run.step == "launch":
+            for node, names in run.jobs.items():
+                for name in names:
+                    job = self.jobs.get(name)
+                    if job is not None and run.status == "successful":
+                        self.jobs.started(job)
+            if run.status != "successful":
+                self.request_sweep(self.app_root.run_queue)  # which of them did start?
+        elif run.step == "status":
+            for host, report in reports.items():
+                for attempt_name, state in report.get("jobs", {}).items():
+                    job_id, _, attempt = attempt_name.rpartition("-")
+                    job = self.app_root.jobs_by_id.get(job_id)
+                    if job is not None and job.cluster is self:
+                        self.jobs.record(job, int(attempt), state)
+            for host, counts in run.hosts.items():
+                if counts.get("unreachable"):
+                    for name in list(self.jobs.names_where("node", host)):
+                        job = self.jobs[name]
+                        if job.state in ACTIVE:
+                            self.jobs.finish(job, "lost", fail_reason=f"node {host} is unreachable")
+        self.request_scheduling()
+
     # -- what the runner reports ------------------------------------------
 
     def run_started(self, run):
-        if self.state == "queued":
+        self.running = run
+        if self.state == "queued" and run in self.step_runs:
             self.state = "starting"
         self.touch()
 
-    def run_finished(self, run):
-        """Move the state machine on when a run of the current step ends."""
+    def run_finished(self, run, reports=None):
+        """Move the state machine on when a run ends."""
+        if self.running is run:
+            self.running = None
+        if run.step in JOB_STEPS:
+            self._job_run_finished(run, reports or {})
+            return
         if run not in self.step_runs:
             return
         if run.status != "successful":
@@ -148,14 +256,17 @@ class Cluster(Entity):
                 self.project.cluster_deleted()
             else:
                 self.state = "active"
-                self.nodes = inventory_nodes(parse_inventory(self.inventory))
+                inventory = parse_inventory(self.inventory)
+                self.nodes = inventory_nodes(inventory)
+                self.node_resources = node_resources(inventory)
+                self.request_scheduling()
         self.touch()
 
     # -- views ----------------------------------------------------------------
 
     @property
     def current_run(self):
-        return next((run for run in self.step_runs if run.status == "running"), None)
+        return self.running if self.running in self.step_runs else None
 
     def as_json(self):
         path = super().as_json()["url"]
@@ -166,6 +277,23 @@ class Cluster(Entity):
                     options=mask_secrets(self.options_spec, self.options), nodes=self.nodes,
                     progress=last.progress if last is not None else None,
                     links={"inventory": f"{path}/inventory", "runs": f"{path}/runs", "jobs": f"{path}/jobs"})
+
+
+def node_resources(inventory):
+    """What the scheduler may use on each node of the `nodes` group: the
+    inventory's provisioner_node_cpus, provisioner_node_memory and
+    provisioner_node_dir."""
+    hostvars = inventory_as_json(inventory)["_meta"]["hostvars"]
+    resources = {}
+    for node in inventory_nodes(inventory):
+        if "nodes" in node["groups"]:
+            host = hostvars[node["name"]]
+            resources[node["name"]] = {
+                "cpus": int(host.get("provisioner_node_cpus", 1)),
+                "memory_mb": size_to_bytes(str(host.get("provisioner_node_memory", "1G"))) // (1024 * 1024),
+                "dir": str(host.get("provisioner_node_dir", "")),
+            }
+    return resources
 
 
 def removed_nodes(old_inventory, new_inventory):

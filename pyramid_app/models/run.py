@@ -39,6 +39,12 @@ class QueueSignal:
 QUEUE_SIGNAL = QueueSignal()
 
 
+def notify_after_commit(stored):
+    """Wake the dispatcher once the transaction changing `stored` commits."""
+    stored._p_jar.transaction_manager.get().addAfterCommitHook(
+        lambda committed: committed and QUEUE_SIGNAL.notify())
+
+
 def queue_key():
     """Keys that order the queue by time without a shared counter object
     (which every enqueue would conflict on)."""
@@ -65,7 +71,7 @@ class Run(Entity):
         self.events = IOBTree()  # counter -> event summary
         self.event_count = Length()
         self.progress = {"tasks_done": 0, "current_task": None, "hosts": {}}
-
+        self.jobs = {}  # a launch run's jobs: node -> job names
     @property
     def cluster(self):
         return self.__parent__.__parent__
@@ -139,8 +145,7 @@ class RunQueue(Persistent):
         return self._count()
 
     def push(self, run):
-        self._p_jar.transaction_manager.get().addAfterCommitHook(
-            lambda committed: committed and QUEUE_SIGNAL.notify())
+        notify_after_commit(self)
         key = queue_key()
         self._runs[key] = run
         self._count.change(1)

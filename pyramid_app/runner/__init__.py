@@ -2,6 +2,7 @@
 ansible-runner, and recovery of runs a dead process left behind."""
 from .. import settings
 from ..bootstrap import database
+from ..security import callback_key
 from .dispatcher import Dispatcher
 
 
@@ -13,7 +14,10 @@ def stats(request):
 def includeme(config):
     registry = config.registry
     registry.mode = "started"
-    registry.dispatcher = Dispatcher(database(registry), settings.get(registry, "var_dir"),
-                                     settings.get(registry, "playbooks_dir"), settings.get(registry, "runner_slots"))
+    var_dir = settings.get(registry, "var_dir")
+    registry.dispatcher = Dispatcher(
+        database(registry), var_dir, settings.get(registry, "playbooks_dir"), settings.get(registry, "runner_slots"),
+        callback_key(var_dir), settings.get(registry, "callback_url") or None,
+        settings.get(registry, "sweep_seconds"))
     if settings.get(registry, "start_dispatcher"):
         registry.dispatcher.start()

@@ -15,6 +15,7 @@ import transaction
 
 from ..models.run import QUEUE_SIGNAL
 from ..resources import app_root
+from ..security import job_secret
 from ..settings import REPOSITORY
 from .events import EventRecorder
 from .process import is_alive, kill_processes_using, this_process
@@ -23,6 +24,7 @@ from .transactions import retrying
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
+REPORT_TASK = "Report the jobs' state"  # the task of job_status.yml whose stdout is the nodes' report
 ANSIBLE_CONFIG = REPOSITORY / "ansible.cfg"
 ROLES_DIR = REPOSITORY / "roles"
 # The ansible-playbook installed beside this Python comes first on the run's
@@ -45,8 +47,13 @@ def stdout_path(var_dir, run):
 
 
 class Dispatcher:
-    def __init__(self, db, var_dir, playbooks_dir, slots):
+    def __init__(self, db, var_dir, playbooks_dir, slots, callback_key, callback_url=None, sweep_seconds=10):
         self.db = db
+        self.callback_key = callback_key
+        self.callback_url = callback_url  # learned from requests when not configured
+        self.sweep_seconds = sweep_seconds
+        self._next_sweep = 0.0
+        self._scheduling = threading.Lock()
         self.var_dir = Path(var_dir)
         self.playbooks_dir = Path(playbooks_dir)
         self.slots = slots
@@ -110,6 +117,7 @@ class Dispatcher:
         try:
             while not self.stopping.is_set():
                 try:
+                    self._place_jobs(manager, connection)
                     run = retrying(manager, lambda: self._claim(connection))
                 except Exception:
                     log.exception("claiming a run failed")
@@ -128,6 +136,32 @@ class Dispatcher:
         finally:
             connection.close()
 
+    def _place_jobs(self, manager, connection):
+        """One thread at a time: schedule the clusters that asked for it and,
+        every sweep_seconds, queue a status sweep where jobs are out."""
+        if not self._scheduling.acquire(blocking=False):
+            return
+        try:
+            retrying(manager, lambda: self._schedule(app_root(connection)))
+            if time.monotonic() >= self._next_sweep:
+                self._next_sweep = time.monotonic() + self.sweep_seconds
+                retrying(manager, lambda: self._sweep(app_root(connection)))
+        finally:
+            self._scheduling.release()
+
+    @staticmethod
+    def _schedule(root):
+        for key, cluster in list(root.schedule_requests.items()):
+            del root.schedule_requests[key]
+            service = root.services.lookup(cluster.service, cluster.version)
+            if service is not None and "launch" in service.playbooks:
+                cluster.schedule(service.playbooks, root.run_queue)
+
+    @staticmethod
+    def _sweep(root):
+        for cluster in list(root.job_clusters.values()):
+            cluster.request_sweep(root.run_queue)
+
     def _claim(self, connection):
         root = app_root(connection)
         queue = root.run_queue
@@ -137,7 +171,7 @@ class Dispatcher:
             if run.status != "queued":
                 queue.pop(key)  # canceled while it waited
                 continue
-            if id(cluster) in blocked or cluster.current_run is not None:
+            if id(cluster) in blocked or cluster.running is not None:
                 blocked.add(id(cluster))
                 continue
             queue.pop(key)
@@ -150,7 +184,7 @@ class Dispatcher:
     def _execute(self, manager, run):
         directory = run_directory(self.var_dir, run)
         recorder = EventRecorder(lambda events, progress: retrying(
-            manager, lambda: run.record_events(events, progress)))
+            manager, lambda: run.record_events(events, progress)), report_task=REPORT_TASK)
 
         def should_cancel():
             recorder.flush_if_due()
@@ -161,9 +195,10 @@ class Dispatcher:
 
         try:
             inventory = self._prepare(directory, run)
+            extravars = self._launch_extravars(manager, run) if run.step == "launch" else run.extravars
             result = ansible_runner.run(
                 private_data_dir=str(directory), project_dir=str(self.playbooks_dir), playbook=run.playbook,
-                inventory=str(inventory), limit=run.limit, extravars=run.extravars, ident="run",
+                inventory=str(inventory), limit=run.limit, extravars=extravars, ident="run",
                 roles_path=[str(ROLES_DIR)], envvars=self.environment,
                 settings=RUNNER_SETTINGS, event_handler=recorder.on_event, cancel_callback=should_cancel,
                 quiet=True)
@@ -173,12 +208,37 @@ class Dispatcher:
         except Exception as exc:
             log.exception("run %s could not be executed", run.id)
             status, rc, reason = "failed", None, f"the run could not be executed: {exc}"
+        finally:
+            # Launch extravars hold the jobs' callback secrets: keep none on disk.
+            (directory / "env" / "extravars").unlink(missing_ok=True)
 
         def finish():
             app_root(run._p_jar).running_runs.pop(run.id, None)
             run.finish(status, rc, recorder.host_summary(), reason)
-            run.cluster.run_finished(run)
+            run.cluster.run_finished(run, recorder.reports)
         retrying(manager, finish)
+
+    def _launch_extravars(self, manager, run):
+        """The job specs for job_launch.yml, each with its callback secret,
+        built now rather than stored."""
+        manager.begin()
+        try:
+            cluster = run.cluster
+            url = f"{self.callback_url}/v1/job-reports" if self.callback_url else None
+            launch = {}
+            for node, names in run.jobs.items():
+                for name in names:
+                    job = cluster.jobs.get(name)
+                    if job is None or job.state != "launching":
+                        continue  # cancelled or purged while the run waited
+                    launch.setdefault(node, []).append({
+                        "id": job.id, "attempt": job.attempts, "dir": cluster.job_dir(job), "cmd": job.cmd,
+                        "cwd": job.cwd, "env": job.env, "time_limit": job.time_limit,
+                        "memory_limit": job.memory_mb * 1024 * 1024, "callback_url": url,
+                        "callback_secret": job_secret(self.callback_key, job.id, job.attempts) if url else None})
+            return {"provisioner_jobs_launch": launch}
+        finally:
+            manager.abort()
 
     def _prepare(self, directory, run):
         if directory.exists():

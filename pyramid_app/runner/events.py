@@ -1,5 +1,7 @@
 """What the runner keeps of ansible-runner's events: a summary of each,
 committed in batches, and the live progress of the run."""
+import json
+import logging
 import time
 
 from ..models.run import HOST_COUNTERS
@@ -11,6 +13,7 @@ RESULT_EVENTS = {
     "runner_on_skipped": "skipped",
 }
 MAX_MESSAGE = 2000
+log = logging.getLogger(__name__)
 
 
 def summarize(event):
@@ -38,8 +41,10 @@ class EventRecorder:
     `commit(events, progress)` in batches: when `batch_size` are waiting, or
     `interval` seconds after the first one waiting, and at the end."""
 
-    def __init__(self, commit, batch_size=200, interval=0.5, clock=time.monotonic):
+    def __init__(self, commit, batch_size=200, interval=0.5, clock=time.monotonic, report_task=None):
         self.commit = commit
+        self.report_task = report_task
+        self.reports = {}  # host -> the JSON printed by the report task
         self.batch_size = batch_size
         self.interval = interval
         self.clock = clock
@@ -81,7 +86,9 @@ class EventRecorder:
         if kind == "playbook_on_task_start":
             self.tasks_started += 1
             self.current_task = summary["task"]
-        elif kind in RESULT_EVENTS and summary["host"]:
+        if kind == "runner_on_ok" and self.report_task and summary["task"] == self.report_task:
+            self._keep_report(summary["host"], event)
+        if kind in RESULT_EVENTS and summary["host"]:
             counts = self.hosts.setdefault(summary["host"], dict.fromkeys(HOST_COUNTERS, 0))
             outcome = RESULT_EVENTS[kind]
             counts[outcome] += 1
@@ -91,6 +98,13 @@ class EventRecorder:
                 self.failure = f"{summary['host']} {outcome} in '{summary['task']}': {summary['msg'] or 'no message'}"
         elif kind == "playbook_on_stats":
             self.stats = host_summary((event.get("event_data") or {}))
+
+    def _keep_report(self, host, event):
+        result = (event.get("event_data") or {}).get("res") or {}
+        try:
+            self.reports[host] = json.loads(result.get("stdout") or "")
+        except ValueError:
+            log.warning("%s printed no JSON report: %.200r", host, result.get("stdout"))
 
     def host_summary(self):
         return self.stats if self.stats is not None else {h: dict(c) for h, c in self.hosts.items()}

@@ -1,0 +1,304 @@
+"""Jobs: commands run on an active cluster's nodes.
+
+    dependent -> queued -> launching -> running -> succeeded | failed | cancelled | lost
+
+A failed or lost attempt with retries left goes back to queued. A cluster's
+jobs live in a JobTable whose indexes (state, rep_grp, node, and the queue
+ordered by priority then age) answer the API's filters without scanning;
+every index is a BTree with Length counters, which resolve concurrent
+increments instead of conflicting."""
+import itertools
+import time
+from datetime import datetime, timezone
+from itertools import islice
+
+from BTrees.Length import Length
+from BTrees.OOBTree import OOBTree, OOTreeSet
+from persistent.list import PersistentList
+
+from ..catalog import duration_to_seconds, size_to_bytes
+from ..errors import Conflict
+from ..resources import Folder
+from .base import Entity, rfc3339, utcnow
+
+FINISHED = ("succeeded", "failed", "cancelled", "lost")
+ACTIVE = ("launching", "running")
+STATES = ("dependent", "queued") + ACTIVE + FINISHED
+TAIL = 64 * 1024
+MAX_MISSES = 1000
+_sequence = itertools.count()
+
+
+class Job(Entity):
+    type = "job"
+
+    def __init__(self, name, spec):
+        super().__init__(name)
+        self.cmd = spec["cmd"]
+        self.cwd = spec["cwd"]
+        self.env = dict(spec["env"])
+        self.cpus = spec["cpus"]
+        self.memory = spec["memory"]
+        self.time = spec["time"]
+        self.retries = spec["retries"]
+        self.priority = spec["priority"]
+        self.rep_grp = spec["rep_grp"]
+        self.deps = list(spec["deps"])
+        self.pinned_node = spec["node"]
+        self.dependents = PersistentList()
+        self.state = None
+        self.queue_key = None
+        self.node = None
+        self.attempts = 0
+        self.exit_code = self.fail_reason = self.pid = None
+        self.started_at = self.ended_at = None
+        self.walltime = self.cputime = self.peak_ram = None
+        self.stdout_tail = self.stderr_tail = ""
+        self.launch_run = None
+
+    @property
+    def cluster(self):
+        return self.__parent__.__parent__
+
+    @property
+    def memory_mb(self):
+        return size_to_bytes(self.memory) // (1024 * 1024)
+
+    @property
+    def time_limit(self):
+        return duration_to_seconds(self.time)
+
+    @property
+    def finished(self):
+        return self.state in FINISHED
+
+    @property
+    def attempt_name(self):
+        return f"{self.id}-{self.attempts}"
+
+    def as_json(self, std=False):
+        body = dict(super().as_json(), cmd=self.cmd, cwd=self.cwd, env=self.env, cpus=self.cpus,
+                    memory=self.memory, time=self.time, retries=self.retries, priority=self.priority,
+                    rep_grp=self.rep_grp, deps=list(self.deps), state=self.state, exit_code=self.exit_code,
+                    fail_reason=self.fail_reason, attempts=self.attempts, node=self.node, pid=self.pid,
+                    started_at=rfc3339(self.started_at), ended_at=rfc3339(self.ended_at),
+                    walltime=self.walltime, cputime=self.cputime, peak_ram=self.peak_ram)
+        if std:
+            body.update(stdout=self.stdout_tail, stderr=self.stderr_tail)
+        return body
+
+
+def from_epoch(seconds):
+    return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc)
+
+
+class JobTable(Folder):
+    def __init__(self, name=None, parent=None):
+        super().__init__(name, parent)
+        self.by_state = OOBTree()  # state -> OOTreeSet of names
+        self.by_rep_grp = OOBTree()
+        self.by_node = OOBTree()
+        self.counts = OOBTree()  # (index, key) -> Length
+        self.queue = OOTreeSet()  # (-priority, seq, name) of queued jobs
+
+    # -- indexes --------------------------------------------------------------
+
+    def _index(self, index_name):
+        return getattr(self, f"by_{index_name}")
+
+    def _add_to(self, index_name, key, name):
+        index = self._index(index_name)
+        members = index.get(key)
+        if members is None:
+            members = index[key] = OOTreeSet()
+        if members.add(name):
+            self._counter(index_name, key).change(1)
+
+    def _remove_from(self, index_name, key, name):
+        members = self._index(index_name).get(key)
+        if members is not None and name in members:
+            members.remove(name)
+            self._counter(index_name, key).change(-1)
+
+    def _counter(self, index_name, key):
+        counter = self.counts.get((index_name, key))
+        if counter is None:
+            counter = self.counts[(index_name, key)] = Length()
+        return counter
+
+    def count(self, index_name, key):
+        counter = self.counts.get((index_name, key))
+        return counter() if counter is not None else 0
+
+    def names_where(self, index_name, key):
+        return self._index(index_name).get(key) or OOTreeSet()
+
+    def move(self, job, state):
+        """The one way a job's state changes, so the indexes stay true."""
+        if job.state is not None:
+            self._remove_from("state", job.state, job.name)
+        if job.queue_key is not None:
+            self.queue.remove(job.queue_key)
+            job.queue_key = None
+        job.state = state
+        self._add_to("state", state, job.name)
+        if state == "queued":
+            job.queue_key = (-job.priority, time.time_ns(), next(_sequence), job.name)
+            self.queue.add(job.queue_key)
+        job.touch()
+
+    def place(self, job, node):
+        if job.node is not None:
+            self._remove_from("node", job.node, job.name)
+        job.node = node
+        if node is not None:
+            self._add_to("node", node, job.name)
+
+    # -- submission -------------------------------------------------------------
+
+    def submit(self, specs):
+        """Add jobs (all or none: the caller's transaction) in order; a dep
+        names a job already here or earlier in `specs`."""
+        names = [spec["name"] for spec in specs if spec["name"] is not None]
+        taken = sorted({name for name in names if name in self} | {n for n in names if names.count(n) > 1})
+        if taken:
+            raise Conflict(f"Job names taken or repeated: {', '.join(taken)}.", code="NameTaken")
+        jobs = []
+        jobs_by_id = self.__parent__.app_root.jobs_by_id
+        for spec in specs:
+            job = Job(spec["name"], spec)
+            self.add(job.name, job)
+            jobs_by_id[job.id] = job
+            self._add_to("rep_grp", job.rep_grp, job.name)
+            waiting = False
+            for dep_name in job.deps:
+                dep = self[dep_name]
+                dep.dependents.append(job.name)
+                waiting = waiting or dep.state != "succeeded"
+            self.move(job, "dependent" if waiting else "queued")
+            jobs.append(job)
+        for job in jobs:  # a dep that already failed fails its dependents at once
+            failed = [d for d in job.deps if self[d].state in ("failed", "cancelled", "lost")]
+            if failed and job.state == "dependent":
+                self.finish(job, "failed", fail_reason=f"dependency {failed[0]} {self[failed[0]].state}")
+        return jobs
+
+    # -- scheduling -------------------------------------------------------------
+
+    def usage(self):
+        """cpus and MB in use per node: derived from the jobs launching or
+        running there, so no counter is shared between requests."""
+        used = {}
+        for state in ACTIVE:
+            for name in self.names_where("state", state):
+                job = self[name]
+                cpus, memory = used.get(job.node, (0, 0))
+                used[job.node] = (cpus + job.cpus, memory + job.memory_mb)
+        return used
+
+    def pick(self, capacity, limit=10000):
+        """Assign queued jobs to nodes with free cpus and memory, highest
+        priority first, oldest first within a priority. Returns
+        {node: [jobs]} and moves them to launching."""
+        used = self.usage()
+        free = {node: [cpus - used.get(node, (0, 0))[0], memory - used.get(node, (0, 0))[1]]
+                for node, (cpus, memory) in capacity.items()}
+        picked, misses = {}, 0
+        for key in list(islice(self.queue, limit)):  # a copy: picking changes the queue
+            if misses >= MAX_MISSES:
+                break  # the nodes are full for what waits
+            misses += 1
+            job = self[key[-1]]
+            candidates = [job.pinned_node] if job.pinned_node else sorted(free, key=lambda n: (-free[n][0], n))
+            for node in candidates:
+                room = free.get(node)
+                if room is not None and room[0] >= job.cpus and room[1] >= job.memory_mb:
+                    room[0] -= job.cpus
+                    room[1] -= job.memory_mb
+                    job.attempts += 1
+                    job.exit_code = job.fail_reason = job.pid = None
+                    job.started_at = job.ended_at = None
+                    self.place(job, node)
+                    self.move(job, "launching")
+                    picked.setdefault(node, []).append(job)
+                    misses = 0
+                    break
+        return picked
+
+    # -- results ------------------------------------------------------------------
+
+    def started(self, job, pid=None):
+        if job.state == "launching":
+            job.pid = pid
+            job.started_at = job.started_at or utcnow()
+            self.move(job, "running")
+
+    def finish(self, job, state, **result):
+        """Record an attempt's end; a failed or lost attempt with retries
+        left is queued again; a job that did not succeed fails its
+        dependents."""
+        for field, value in result.items():
+            setattr(job, field, value)
+        if state in ("failed", "lost") and job.attempts <= job.retries and job.attempts > 0:
+            self.move(job, "queued")
+            return
+        job.ended_at = job.ended_at or utcnow()
+        self.move(job, state)
+        for name in list(job.dependents):
+            dependent = self[name]
+            if dependent.state != "dependent":
+                continue
+            if state != "succeeded":
+                self.finish(dependent, "failed", fail_reason=f"dependency {job.name} {state}")
+            elif all(self[d].state == "succeeded" for d in dependent.deps):
+                self.move(dependent, "queued")
+
+    def record(self, job, attempt, report):
+        """What a node says of one attempt (a callback or a status sweep):
+        running, finished, lost (its process vanished) or missing (never
+        started). Reports of an old attempt or a finished job are ignored."""
+        if job.finished or attempt != job.attempts or job.state not in ACTIVE:
+            return False
+        state = report.get("state")
+        if state == "running":
+            self.started(job, report.get("pid"))
+        elif state == "finished":
+            self.started(job, report.get("pid"))
+            exit_code, signal = report.get("exit_code"), report.get("signal")
+            reason = report.get("fail_reason") or (
+                None if exit_code == 0 else f"exit code {exit_code}" if exit_code is not None else f"signal {signal}")
+            self.finish(job, "succeeded" if reason is None else "failed", exit_code=exit_code, fail_reason=reason,
+                        started_at=from_epoch(report.get("started_at")), ended_at=from_epoch(report.get("ended_at")),
+                        walltime=report.get("walltime"), cputime=report.get("cputime"),
+                        peak_ram=report.get("peak_ram"), stdout_tail=(report.get("stdout_tail") or "")[-TAIL:],
+                        stderr_tail=(report.get("stderr_tail") or "")[-TAIL:])
+        elif state == "lost":
+            self.finish(job, "lost", fail_reason="its process vanished from the node")
+        elif state == "missing":
+            job.attempts -= 1  # it never started: that attempt does not count
+            self.move(job, "queued")
+        return True
+
+    def cancel(self, job):
+        """Cancel a job that has not finished; True when a process must be
+        killed on its node."""
+        if job.finished:
+            raise Conflict(f"Job {job.name!r} is {job.state} already.", code="WrongState")
+        was_active = job.state in ACTIVE
+        self.finish(job, "cancelled", fail_reason="cancelled")
+        return was_active
+
+    def restart(self, job):
+        if not job.finished:
+            raise Conflict(f"Job {job.name!r} is {job.state}; only a finished job can be restarted.",
+                           code="WrongState")
+        self.move(job, "queued")
+
+    def purge(self, job):
+        if not job.finished:
+            raise Conflict(f"Job {job.name!r} is {job.state}; cancel it before purging.", code="WrongState")
+        self._remove_from("state", job.state, job.name)
+        self._remove_from("rep_grp", job.rep_grp, job.name)
+        self.place(job, None)
+        self.__parent__.app_root.jobs_by_id.pop(job.id, None)
+        self.remove(job.name)

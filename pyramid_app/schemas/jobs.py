@@ -1,0 +1,145 @@
+import posixpath
+import re
+
+import colander
+
+from ..catalog import duration_to_seconds, size_to_bytes
+from ..models.job import STATES
+from .common import Entity, Name, Pagination, QueryBoolean, StrictInteger, StrictMapping, StrictString
+from .services import AnyObject
+
+MAX_JOBS_PER_REQUEST = 10000
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class StrictNumber(colander.Number):
+    """A JSON number (integer or fraction), not a string or a boolean."""
+
+    num = float
+
+    def deserialize(self, node, cstruct):
+        if cstruct is colander.null:
+            return cstruct
+        if isinstance(cstruct, bool) or not isinstance(cstruct, (int, float)):
+            raise colander.Invalid(node, f"{cstruct!r} is not a number")
+        return cstruct
+
+
+def _size(node, value):
+    try:
+        if size_to_bytes(value) < 1024 * 1024:
+            raise colander.Invalid(node, f"{value!r} is less than 1M")
+    except ValueError:
+        raise colander.Invalid(node, f"{value!r} is not a size like 512M or 2G") from None
+
+
+def _duration(node, value):
+    try:
+        if duration_to_seconds(value) < 1:
+            raise colander.Invalid(node, f"{value!r} is shorter than a second")
+    except ValueError:
+        raise colander.Invalid(node, f"{value!r} is not a duration like 30s, 5m or 2h") from None
+
+
+def _relative_inside(node, value):
+    normal = posixpath.normpath(value) if value else "."
+    if posixpath.isabs(value) or normal == ".." or normal.startswith("../") or "\0" in value:
+        raise colander.Invalid(node, f"{value!r} leaves the job's directory: give a path inside it")
+
+
+def _environment(node, value):
+    for name, text in value.items():
+        if not ENV_NAME.match(name):
+            raise colander.Invalid(node, f"{name!r} is not an environment variable name")
+        if not isinstance(text, str) or "\0" in text:
+            raise colander.Invalid(node, f"the value of {name} must be a string")
+
+
+class Deps(colander.SequenceSchema):
+    dep = Name()
+
+
+class JobSpec(StrictMapping):
+    cmd = colander.SchemaNode(StrictString(), validator=colander.Length(1, 100000),
+                              description="The shell command (run with /bin/sh -c).")
+    name = Name(missing=None, description="Unique in the cluster; the id when none is given.")
+    cwd = colander.SchemaNode(StrictString(), missing="", validator=_relative_inside,
+                              description="Relative to the job's own directory on the node.")
+    env = AnyObject(missing={}, validator=_environment, description="Environment variables (strings).")
+    cpus = colander.SchemaNode(StrictNumber(), missing=1, validator=colander.Range(0, 1024))
+    memory = colander.SchemaNode(StrictString(), missing="1G", validator=_size, description="Like 512M or 2G.")
+    time = colander.SchemaNode(StrictString(), missing="1h", validator=_duration,
+                               description="Like 30s or 2h; a job running longer is killed (reason timeout).")
+    retries = colander.SchemaNode(StrictInteger(), missing=0, validator=colander.Range(0, 255))
+    priority = colander.SchemaNode(StrictInteger(), missing=0, validator=colander.Range(0, 255),
+                                   description="Higher first.")
+    rep_grp = colander.SchemaNode(StrictString(), missing="manually_added", validator=colander.Length(1, 256))
+    deps = Deps(missing=[], description="Jobs that must succeed first: in the cluster or earlier in the array.")
+    node = colander.SchemaNode(StrictString(), missing=None, description="Pin to this node.")
+
+
+class JobDefaults(colander.MappingSchema):
+    """Query-string defaults for every job in the body (text, parsed)."""
+
+    cwd = colander.SchemaNode(colander.String(), missing=colander.drop)
+    cpus = colander.SchemaNode(colander.Float(), missing=colander.drop)
+    memory = colander.SchemaNode(colander.String(), missing=colander.drop)
+    time = colander.SchemaNode(colander.String(), missing=colander.drop)
+    retries = colander.SchemaNode(colander.Int(), missing=colander.drop)
+    priority = colander.SchemaNode(colander.Int(), missing=colander.drop)
+    rep_grp = colander.SchemaNode(colander.String(), missing=colander.drop)
+    node = colander.SchemaNode(colander.String(), missing=colander.drop)
+
+
+class JobQuery(Pagination):
+    state = colander.SchemaNode(colander.String(), missing=None, validator=colander.OneOf(STATES))
+    rep_grp = colander.SchemaNode(colander.String(), missing=None)
+    node = colander.SchemaNode(colander.String(), missing=None)
+    std = colander.SchemaNode(QueryBoolean(), missing=False, description="Include the last 64 KiB of output.")
+
+
+class JobGetQuery(colander.MappingSchema):
+    std = colander.SchemaNode(QueryBoolean(), missing=False, description="Include the last 64 KiB of output.")
+
+
+class JobDeleteQuery(colander.MappingSchema):
+    purge = colander.SchemaNode(QueryBoolean(), missing=False, description="Remove a finished job's record.")
+
+
+class BulkCancelQuery(colander.MappingSchema):
+    state = colander.SchemaNode(colander.String(), missing=None, validator=colander.OneOf(STATES))
+    rep_grp = colander.SchemaNode(colander.String(), missing=None)
+    node = colander.SchemaNode(colander.String(), missing=None)
+
+
+class Job(Entity):
+    cmd = colander.SchemaNode(colander.String())
+    state = colander.SchemaNode(colander.String(), validator=colander.OneOf(STATES))
+    rep_grp = colander.SchemaNode(colander.String())
+    exit_code = colander.SchemaNode(colander.Int(), missing=None)
+    fail_reason = colander.SchemaNode(colander.String(), missing=None)
+    attempts = colander.SchemaNode(colander.Int())
+    node = colander.SchemaNode(colander.String(), missing=None)
+    pid = colander.SchemaNode(colander.Int(), missing=None)
+    started_at = colander.SchemaNode(colander.String(), missing=None)
+    ended_at = colander.SchemaNode(colander.String(), missing=None)
+    walltime = colander.SchemaNode(colander.Float(), missing=None)
+    cputime = colander.SchemaNode(colander.Float(), missing=None)
+    peak_ram = colander.SchemaNode(colander.Float(), missing=None, description="MB")
+
+
+class JobReport(colander.MappingSchema):
+    """What a node's job wrapper reports when an attempt ends; its result
+    fields (exit_code, walltime, ...) are kept as they come."""
+
+    def schema_type(self, **kw):
+        return colander.Mapping(unknown="preserve")
+
+    job = colander.SchemaNode(StrictString())
+    attempt = colander.SchemaNode(StrictInteger())
+    secret = colander.SchemaNode(StrictString())
+    state = colander.SchemaNode(StrictString(), missing="finished")
+
+
+class CancelCount(colander.MappingSchema):
+    count = colander.SchemaNode(colander.Int(), description="How many jobs were cancelled.")
