@@ -12,7 +12,8 @@ from pyramid.exceptions import PredicateMismatch
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
 from pyramid.interfaces import IRoutesMapper
 from ZODB.POSException import StorageError
-from pyramid_retry import is_error_retryable, is_last_attempt
+from pyramid_retry import is_error_retryable, is_last_attempt, mark_error_retryable
+from transaction.interfaces import TransientError
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +136,12 @@ def http_exception(exc, request):
 
 @exception_view_config(Exception, renderer="json")
 def unexpected(exc, request):
-    if is_error_retryable(request, exc):
+    if isinstance(exc, TransientError) or is_error_retryable(request, exc):
         if not is_last_attempt(request):
-            raise exc  # let pyramid_retry run the request again
+            # A write conflict at commit reaches this view before pyramid_tm
+            # tags it: tag it, and pyramid_retry runs the request again.
+            mark_error_retryable(exc)
+            raise exc
         log.warning("gave up on %s %s after write conflicts: %s", request.method, request.path, exc)
         return _respond(request, 503, error_body(
             "ServiceUnavailable", "The service is too busy with conflicting changes; retry the request."),

@@ -149,12 +149,15 @@ class Cluster(Entity):
         return f"{self.node_resources[job.node]['dir']}/jobs/{job.attempt_name}"
 
     def request_scheduling(self):
-        self.app_root.schedule_requests[(self.project.name, self.name)] = self
+        requests, key = self.app_root.schedule_requests, (self.project.name, self.name)
+        if key not in requests:  # a read: concurrent reports do not all write the same key
+            requests[key] = self
         notify_after_commit(self.app_root)
 
     def schedule(self, playbooks, queue):
         """Assign queued jobs to nodes and queue one launch run for all of
         them."""
+        self.jobs.apply_reports()
         if self.state != "active" or not self.node_resources:
             return None
         capacity = {node: (r["cpus"], r["memory_mb"]) for node, r in self.node_resources.items()}

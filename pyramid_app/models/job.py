@@ -54,7 +54,7 @@ class Job(Entity):
         self.started_at = self.ended_at = None
         self.walltime = self.cputime = self.peak_ram = None
         self.stdout_tail = self.stderr_tail = ""
-        self.launch_run = None
+        self.pending_report = None  # (attempt, report) received, not yet applied
 
     @property
     def cluster(self):
@@ -252,6 +252,25 @@ class JobTable(Folder):
                 self.finish(dependent, "failed", fail_reason=f"dependency {job.name} {state}")
             elif all(self[d].state == "succeeded" for d in dependent.deps):
                 self.move(dependent, "queued")
+
+    def receive(self, job, attempt, report):
+        """Keep a wrapper's report on the job alone, for `apply_reports`:
+        concurrent reports then write nothing in common. False when it is
+        not needed (an old attempt, or a job that is not out)."""
+        if job.finished or attempt != job.attempts or job.state not in ACTIVE:
+            return False
+        job.pending_report = (attempt, report)
+        return True
+
+    def apply_reports(self):
+        """Record the reports received since the last time, in one go."""
+        for state in ACTIVE:
+            for name in list(self.names_where("state", state)):
+                job = self[name]
+                if job.pending_report is not None:
+                    attempt, report = job.pending_report
+                    job.pending_report = None
+                    self.record(job, attempt, report)
 
     def record(self, job, attempt, report):
         """What a node says of one attempt (a callback or a status sweep):

@@ -236,7 +236,7 @@ def report_job(request):
     expected = job_secret(request.registry.dispatcher.callback_key, job.id, report["attempt"])
     if not hmac.compare_digest(expected, report["secret"]):
         raise APIError("The secret does not match this job's attempt.", status=403, code="Forbidden")
-    if not job.cluster.jobs.record(job, report["attempt"], report):
+    if not job.cluster.jobs.receive(job, report["attempt"], report):
         raise Conflict(f"Job {job.name!r} is {job.state} (attempt {job.attempts}); the report is not needed.",
                        code="StaleReport")
     job.cluster.request_scheduling()
