@@ -1,0 +1,644 @@
+"""The job wrapper (roles/provisioner_jobs/files/provisioner-job), run for
+real as a subprocess on temporary job directories: real jobs, real process
+groups, signals, time and memory limits, and a real HTTP server for the
+callbacks. No mocks."""
+import http.server
+import json
+import os
+import secrets
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+WRAPPER = REPO / "roles" / "provisioner_jobs" / "files" / "provisioner-job"
+
+
+# ----------------------------------------------------------------- helpers
+
+
+def wrapper(*args, specs=None, timeout=60, check=True):
+    """Run the wrapper; return (parsed stdout, CompletedProcess)."""
+    result = subprocess.run(
+        [sys.executable, str(WRAPPER), *map(str, args)],
+        input=None if specs is None else json.dumps(specs).encode(),
+        capture_output=True,
+        timeout=timeout,
+    )
+    if check:
+        assert result.returncode == 0, result
+    return (json.loads(result.stdout) if result.stdout.strip() else None), result
+
+
+@pytest.fixture
+def jobs_root(tmp_path):
+    """The node's jobs directory; every job process left in it is killed at
+    the end of the test."""
+    root = tmp_path / "node-1" / "jobs"
+    root.mkdir(parents=True)
+    yield root
+    for pid_file in root.glob("*/pid.json"):
+        try:
+            record = json.loads(pid_file.read_text())
+        except ValueError:
+            continue
+        for pid, started, kill in ((record.get("pgid"), record.get("job_start"), os.killpg),
+                                   (record.get("supervisor_pid"), record.get("supervisor_start"), os.kill)):
+            if pid and started is not None and start_time(pid) == started:
+                try:
+                    kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+
+def start_time(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as proc_stat:
+            return int(proc_stat.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def make_spec(root, cmd, **fields):
+    job_id = fields.pop("id", None) or secrets.token_hex(4)
+    attempt = fields.pop("attempt", 1)
+    spec = {
+        "id": job_id, "attempt": attempt, "dir": str(root / f"{job_id}-{attempt}"), "cmd": cmd,
+        "cwd": "", "env": {}, "time_limit": 60, "memory_limit": None,
+        "callback_url": None, "callback_secret": None,
+    }
+    spec.update(fields)
+    return spec
+
+
+def name(spec):
+    return f"{spec['id']}-{spec['attempt']}"
+
+
+def status(root, *specs, tail_bytes=None):
+    args = ["status", root]
+    if specs:
+        args += ["--ids", ",".join(name(s) if isinstance(s, dict) else s for s in specs)]
+    if tail_bytes is not None:
+        args += ["--tail-bytes", tail_bytes]
+    return wrapper(*args)[0]["jobs"]
+
+
+def wait_until(root, specs, states=("finished",), timeout=30):
+    deadline = time.monotonic() + timeout
+    while True:
+        jobs = status(root, *specs)
+        if all(jobs[name(s)]["state"] in states for s in specs):
+            return jobs
+        if time.monotonic() > deadline:
+            raise AssertionError(f"jobs not {states} after {timeout}s: {jobs}")
+        time.sleep(0.05)
+
+
+def start(root, *specs):
+    output, _ = wrapper("start-batch", specs=list(specs))
+    return output
+
+
+def run_one(root, cmd, timeout=30, **fields):
+    spec = make_spec(root, cmd, **fields)
+    assert start(root, spec)[name(spec)]["state"] in ("running", "finished")
+    return spec, wait_until(root, [spec], timeout=timeout)[name(spec)]
+
+
+def processes_with(marker):
+    """Pids of the processes whose command line is `marker` (a sleep
+    command), not counting the shells that run it."""
+    wanted = marker.encode().split()
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")[:-1]
+            except OSError:
+                continue
+            if argv and os.path.basename(argv[0]) == wanted[0] and argv[1:] == wanted[1:]:
+                found.append(int(entry))
+    return found
+
+
+def wait_processes(marker, count, timeout=10):
+    """Until `count` processes hold `marker` (the job's shell forks them)."""
+    deadline = time.monotonic() + timeout
+    while len(processes_with(marker)) != count:
+        assert time.monotonic() < deadline, processes_with(marker)
+        time.sleep(0.02)
+
+
+def wait_group_gone(pgid, timeout=10):
+    """Until no process (zombies included: init reaps them) is left in the group."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        assert time.monotonic() < deadline, f"process group {pgid} still there"
+        time.sleep(0.02)
+
+
+def marker_sleep():
+    """A sleep command line no other test uses: `sleep 100.<random>`."""
+    return f"sleep 100.{secrets.randbelow(10**6):06d}"
+
+
+def wait_running(root, spec, timeout=10):
+    """Until the job's process group is recorded."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = status(root, spec)[name(spec)]
+        if job["state"] == "running" and job.get("pid"):
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.02)
+
+
+# ------------------------------------------------------------------- basics
+
+
+def test_a_job_runs_and_its_output_and_result_are_recorded(jobs_root):
+    spec, job = run_one(jobs_root, "echo out; echo err >&2; printf 'é%.0s' 1 2 3")
+
+    assert job["state"] == "finished"
+    assert job["exit_code"] == 0
+    assert job["signal"] is None and job["fail_reason"] is None
+    assert job["stdout_tail"] == "out\néé" + "é"
+    assert job["stderr_tail"] == "err\n"
+    assert job["id"] == spec["id"] and job["attempt"] == 1
+    assert job["started_at"] <= job["ended_at"] <= time.time()
+    assert 0 <= job["walltime"] < 10
+    assert job["cputime"] >= 0
+    assert job["peak_ram"] > 0
+    assert isinstance(job["pid"], int)
+    directory = Path(spec["dir"])
+    assert (directory / "stdout").read_text() == "out\nééé"
+    # the spec holds the callback secret: readable by its owner only
+    assert stat.S_IMODE((directory / "spec.json").stat().st_mode) == 0o600
+    assert json.loads((directory / "status.json").read_text())["exit_code"] == 0
+
+
+def test_a_failing_command_records_its_exit_code(jobs_root):
+    _, job = run_one(jobs_root, "echo nope >&2; exit 3")
+
+    assert job["exit_code"] == 3
+    assert job["fail_reason"] is None and job["signal"] is None
+    assert job["stderr_tail"] == "nope\n"
+
+
+def test_a_job_killed_by_a_signal_records_it(jobs_root):
+    _, job = run_one(jobs_root, "kill -9 $$")
+
+    assert job["exit_code"] is None
+    assert job["signal"] == signal.SIGKILL
+
+
+def test_env_and_cwd_are_honoured(jobs_root):
+    spec, job = run_one(
+        jobs_root,
+        'pwd; echo "$GREETING|$NUMBER|$PROVISIONER_JOB_ID|$PROVISIONER_JOB_ATTEMPT|$PROVISIONER_JOB_DIR|${HOME:+home}"',
+        cwd="work/here", env={"GREETING": "hello world", "NUMBER": 7}, attempt=2,
+    )
+
+    assert job["exit_code"] == 0, job
+    lines = job["stdout_tail"].splitlines()
+    assert lines[0] == f"{spec['dir']}/work/here"
+    # the wrapper's own environment (HOME here) is passed on too
+    assert lines[1] == f"hello world|7|{spec['id']}|2|{spec['dir']}|home"
+
+
+@pytest.mark.parametrize("cwd", ["../..", "/tmp", "a/../../b"])
+def test_a_cwd_outside_the_job_directory_is_refused(jobs_root, cwd):
+    spec = make_spec(jobs_root, "touch escaped", cwd=cwd)
+
+    output = start(jobs_root, spec)
+
+    job = output[name(spec)]
+    assert job["state"] == "finished"
+    assert job["fail_reason"] == "bad cwd"
+    assert job["exit_code"] is None
+    assert status(jobs_root, spec)[name(spec)]["fail_reason"] == "bad cwd"
+    assert not list(jobs_root.parent.parent.rglob("escaped"))
+    assert not (jobs_root.parent.parent / "b").exists()
+
+
+def test_start_batch_is_idempotent(jobs_root):
+    log = jobs_root.parent / "runs.log"
+    spec = make_spec(jobs_root, f"echo ran >> {log}; sleep 0.5")
+
+    first = start(jobs_root, spec, spec)  # twice in one batch
+    second = start(jobs_root, spec)  # a launch retried while the job runs
+    wait_until(jobs_root, [spec])
+    third = start(jobs_root, spec)  # and once it finished
+
+    assert list(first) == [name(spec)]
+    assert first[name(spec)]["state"] == "running" and "existing" not in first[name(spec)]
+    assert second[name(spec)]["existing"] is True
+    assert second[name(spec)]["state"] in ("running", "finished")
+    assert third[name(spec)]["existing"] is True
+    assert third[name(spec)]["state"] == "finished" and third[name(spec)]["exit_code"] == 0
+    time.sleep(0.3)
+    assert log.read_text() == "ran\n"
+
+
+def test_a_spec_that_does_not_name_its_job_is_an_error(jobs_root):
+    good = make_spec(jobs_root, "true")
+    bad = make_spec(jobs_root, "true", dir="relative/dir")
+
+    output, result = wrapper("start-batch", specs=[bad, good], check=False)
+
+    assert result.returncode == 2
+    assert output["#0"]["state"] == "error"
+    assert output[name(good)]["state"] in ("running", "finished")  # the others still start
+    wait_until(jobs_root, [good])
+
+
+def test_run_here_runs_a_job_in_the_foreground(jobs_root):
+    spec = make_spec(jobs_root, "echo here; exit 4")
+
+    result = subprocess.run([sys.executable, str(WRAPPER), "run-here", "-"], input=json.dumps(spec).encode(),
+                            capture_output=True, timeout=30)
+
+    assert result.returncode == 0, result
+    job = json.loads(result.stdout)
+    assert job["state"] == "finished" and job["exit_code"] == 4 and job["stdout_tail"] == "here\n"
+    # and again from the directory's spec.json: it ran, so it is only reported
+    again, _ = wrapper("run-here", spec["dir"])
+    assert again["existing"] is True and again["exit_code"] == 4
+
+
+def test_run_here_reads_a_spec_json_written_by_hand(jobs_root):
+    directory = jobs_root / "cafe0001-1"
+    directory.mkdir()
+    (directory / "spec.json").write_text(json.dumps({"id": "cafe0001", "attempt": 1, "cmd": "echo by hand"}))
+
+    job, _ = wrapper("run-here", directory)
+
+    assert job["exit_code"] == 0 and job["stdout_tail"] == "by hand\n"
+
+
+# ------------------------------------------------------------------- limits
+
+
+def test_a_timeout_kills_the_whole_process_tree(jobs_root):
+    sleep = marker_sleep()
+    spec = make_spec(jobs_root, f"{sleep} & {sleep}", time_limit=1)
+    start(jobs_root, spec)
+    wait_running(jobs_root, spec)
+    wait_processes(sleep, 2)
+
+    job = wait_until(jobs_root, [spec], timeout=15)[name(spec)]
+
+    assert job["fail_reason"] == "timeout"
+    assert job["signal"] == signal.SIGTERM and job["exit_code"] is None
+    assert 1 <= job["walltime"] < 5
+    assert processes_with(sleep) == []
+
+
+def test_a_timeout_ends_with_sigkill_for_a_job_that_ignores_sigterm(jobs_root):
+    sleep = marker_sleep()
+    spec = make_spec(jobs_root, f"trap '' TERM; {sleep}", time_limit=1)
+    start(jobs_root, spec)
+
+    job = wait_until(jobs_root, [spec], timeout=20)[name(spec)]
+
+    assert job["fail_reason"] == "timeout"
+    assert job["signal"] == signal.SIGKILL
+    assert 5.5 <= job["walltime"] < 10  # the limit, then 5 s of grace
+    assert processes_with(sleep) == []
+
+
+def test_what_a_job_leaves_behind_is_ended_with_it(jobs_root):
+    sleep = marker_sleep()
+    spec, job = run_one(jobs_root, f"({sleep} &) ; echo main done")
+
+    assert job["exit_code"] == 0 and job["fail_reason"] is None
+    assert processes_with(sleep) == []
+
+
+def test_a_memory_limit_makes_a_big_allocation_fail(jobs_root):
+    python = sys.executable
+    allocate = f"{python} -c 'b = bytearray(400 * 2**20); print(len(b))'"
+
+    _, limited = run_one(jobs_root, allocate, memory_limit=200 * 2**20)
+    _, unlimited = run_one(jobs_root, allocate)
+
+    assert limited["exit_code"] != 0, limited
+    assert "MemoryError" in limited["stderr_tail"]
+    assert unlimited["exit_code"] == 0, unlimited
+
+
+def test_cpu_time_and_peak_memory_are_measured(jobs_root):
+    python = sys.executable
+    # 150 MB touched, and a second of cpu in a background child of the shell
+    cmd = (f"{python} -c 'x = b\"x\" * (150 * 2**20)' & "
+           f"{python} -c 'import time; t = time.process_time()\nwhile time.process_time() - t < 1: pass'; wait")
+
+    _, job = run_one(jobs_root, cmd)
+
+    assert job["exit_code"] == 0, job
+    assert job["peak_ram"] >= 150
+    assert job["cputime"] >= 1.0
+    assert job["walltime"] >= 1.0
+
+
+# ------------------------------------------------------------------- cancel
+
+
+def test_kill_cancels_a_running_tree(jobs_root):
+    sleep = marker_sleep()
+    spec = make_spec(jobs_root, f"{sleep} & {sleep}")
+    start(jobs_root, spec)
+    wait_running(jobs_root, spec)
+    wait_processes(sleep, 2)
+
+    began = time.monotonic()
+    output, _ = wrapper("kill", spec["dir"])
+
+    assert time.monotonic() - began < 4  # SIGTERM was enough: no 5 s wait
+    job = output["jobs"][name(spec)]
+    assert job["state"] == "finished", job
+    assert job["fail_reason"] == "cancelled"
+    assert processes_with(sleep) == []
+    assert status(jobs_root, spec)[name(spec)]["fail_reason"] == "cancelled"
+
+
+def test_kill_waits_once_for_all_jobs_that_ignore_sigterm(jobs_root):
+    sleeps = [marker_sleep() for _ in range(3)]
+    specs = [make_spec(jobs_root, f"trap '' TERM; {sleep}") for sleep in sleeps]
+    start(jobs_root, *specs)
+    for spec in specs:
+        wait_running(jobs_root, spec)
+
+    began = time.monotonic()
+    output, _ = wrapper("kill", *(s["dir"] for s in specs))
+    took = time.monotonic() - began
+
+    assert 4.5 < took < 9, took  # one 5 s grace for the three, then SIGKILL
+    for spec, sleep in zip(specs, sleeps):
+        assert output["jobs"][name(spec)]["fail_reason"] == "cancelled", output
+        assert processes_with(sleep) == []
+
+
+def test_kill_leaves_finished_jobs_alone_and_reports_missing_ones(jobs_root):
+    spec, job = run_one(jobs_root, "exit 0")
+
+    output, _ = wrapper("kill", spec["dir"], jobs_root / "feedf00d-1")
+
+    assert output["jobs"][name(spec)] == {k: v for k, v in job.items() if not k.endswith("_tail")}
+    assert output["jobs"]["feedf00d-1"]["state"] == "missing"
+    assert not (Path(spec["dir"]) / "cancel").exists()
+
+
+def test_a_job_cancelled_before_it_started_never_runs(jobs_root):
+    directory = jobs_root / "cafe0002-1"
+    directory.mkdir()
+    (directory / "spec.json").write_text(json.dumps({"id": "cafe0002", "attempt": 1, "cmd": "echo ran"}))
+    (directory / "cancel").touch()  # what "kill" leaves for a job still starting
+
+    job, _ = wrapper("run-here", directory)
+
+    assert job["fail_reason"] == "cancelled" and job["exit_code"] is None
+    assert job["stdout_tail"] == ""
+
+
+def test_a_terminated_supervisor_ends_its_job_and_says_so(jobs_root):
+    sleep = marker_sleep()
+    spec = make_spec(jobs_root, sleep)
+    start(jobs_root, spec)
+    job = wait_running(jobs_root, spec)
+    wait_processes(sleep, 1)
+
+    os.kill(job["supervisor_pid"], signal.SIGTERM)  # a shutdown, say
+
+    job = wait_until(jobs_root, [spec])[name(spec)]
+    assert job["fail_reason"] == "supervisor terminated"
+    assert job["signal"] == signal.SIGTERM
+    assert processes_with(sleep) == []
+
+
+# ------------------------------------------------------------------- status
+
+
+def test_status_reports_running_finished_lost_and_missing(jobs_root):
+    running = make_spec(jobs_root, marker_sleep())
+    finished = make_spec(jobs_root, "echo done")
+    doomed_sleep = marker_sleep()
+    doomed = make_spec(jobs_root, doomed_sleep)
+    start(jobs_root, running, finished, doomed)
+    wait_until(jobs_root, [finished])
+    wait_running(jobs_root, running)
+    victim = wait_running(jobs_root, doomed)
+    # the supervisor and its job vanish (kill -9, a reboot, the OOM killer)
+    os.kill(victim["supervisor_pid"], signal.SIGKILL)
+    os.killpg(victim["pid"], signal.SIGKILL)
+    wait_group_gone(victim["pid"])
+
+    jobs = status(jobs_root)
+
+    assert set(jobs) == {name(running), name(finished), name(doomed)}
+    assert jobs[name(running)]["state"] == "running"
+    assert jobs[name(running)]["started_at"] <= time.time()
+    with open(f"/proc/{jobs[name(running)]['pid']}/stat") as proc_stat:  # the job's group leader
+        assert int(proc_stat.read().rsplit(")", 1)[1].split()[2]) == jobs[name(running)]["pid"]
+    assert jobs[name(finished)]["state"] == "finished"
+    assert jobs[name(finished)]["stdout_tail"] == "done\n"
+    assert jobs[name(doomed)]["state"] == "lost"
+    assert jobs[name(doomed)]["orphaned"] is False
+
+    named = status(jobs_root, finished, "0badc0de-1", tail_bytes=0)
+    assert named["0badc0de-1"] == {"state": "missing", "id": "0badc0de", "attempt": 1}
+    assert "stdout_tail" not in named[name(finished)]
+    assert status(jobs_root.parent / "nothing-here") == {}
+
+
+def test_a_job_between_its_spec_and_its_supervisor_is_starting_then_lost(jobs_root):
+    directory = jobs_root / "cafe0003-1"
+    directory.mkdir()
+    spec_file = directory / "spec.json"
+    spec_file.write_text(json.dumps({"id": "cafe0003", "attempt": 1, "cmd": "true"}))
+
+    starting = status(jobs_root)["cafe0003-1"]
+    os.utime(spec_file, (time.time() - 120, time.time() - 120))  # its launcher died long ago
+    lost = status(jobs_root)["cafe0003-1"]
+
+    assert starting == {"id": "cafe0003", "attempt": 1, "state": "running", "pid": None, "starting": True}
+    assert lost["state"] == "lost"
+
+
+def test_status_tails_are_the_last_64_kib(jobs_root):
+    _, job = run_one(jobs_root, "head -c 100000 /dev/zero | tr '\\0' a; echo; echo END")
+
+    assert len(job["stdout_tail"]) == 64 * 1024
+    assert job["stdout_tail"].endswith("a\nEND\n")
+
+
+def test_a_reused_pid_is_not_taken_for_the_supervisor(jobs_root):
+    spec = make_spec(jobs_root, marker_sleep())
+    start(jobs_root, spec)
+    wait_running(jobs_root, spec)
+    pid_file = Path(spec["dir"]) / "pid.json"
+    record = json.loads(pid_file.read_text())
+    os.kill(record["supervisor_pid"], signal.SIGKILL)
+    os.killpg(record["pgid"], signal.SIGKILL)
+    # pretend the pids were reused by live processes: this test's own
+    # (their start times are not the recorded ones)
+    record.update(supervisor_pid=os.getpid(), pgid=os.getpgid(0))
+    pid_file.write_text(json.dumps(record))
+
+    assert status(jobs_root, spec)[name(spec)]["state"] == "lost"
+
+
+# ----------------------------------------------------------------- callback
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.received.append((self.path, self.headers["Content-Type"], json.loads(body)))
+        self.send_response(self.server.answer)
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def receiver():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    server.received = []
+    server.answer = 200
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def wait_for_calls(server, count, timeout=20):
+    deadline = time.monotonic() + timeout
+    while len(server.received) < count:
+        assert time.monotonic() < deadline, server.received
+        time.sleep(0.02)
+    return server.received
+
+
+def test_the_result_is_posted_to_the_callback_url(jobs_root, receiver):
+    url = f"http://127.0.0.1:{receiver.server_port}/v1/callback/abc"
+    spec, job = run_one(jobs_root, "echo to the service; echo oops >&2; exit 5",
+                        callback_url=url, callback_secret="s3cret-value")
+
+    (path, content_type, body), = wait_for_calls(receiver, 1)
+    assert path == "/v1/callback/abc"
+    assert content_type == "application/json"
+    assert body["job"] == spec["id"] and body["attempt"] == 1
+    assert body["secret"] == "s3cret-value"
+    assert body["exit_code"] == 5 and body["state"] == "finished"
+    assert body["stdout_tail"] == "to the service\n" and body["stderr_tail"] == "oops\n"
+    for field in ("signal", "fail_reason", "started_at", "ended_at", "walltime", "cputime", "peak_ram"):
+        assert body[field] == job[field]
+    note = json.loads((Path(spec["dir"]) / "callback.json").read_text())
+    assert note["ok"] is True and note["tries"] == 1
+    assert "s3cret" not in (Path(spec["dir"]) / "callback.json").read_text()
+
+
+def test_a_refused_cwd_is_posted_too(jobs_root, receiver):
+    spec = make_spec(jobs_root, "true", cwd="../..",
+                     callback_url=f"http://127.0.0.1:{receiver.server_port}/cb", callback_secret="x")
+
+    start(jobs_root, spec)
+
+    (_, _, body), = wait_for_calls(receiver, 1)
+    assert body["fail_reason"] == "bad cwd" and body["job"] == spec["id"]
+
+
+def test_a_callback_that_fails_neither_blocks_nor_fails_the_job(jobs_root, receiver):
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    unreachable = make_spec(jobs_root, "echo fine", callback_url=f"http://127.0.0.1:{closed}/cb",
+                            callback_secret="x")
+    receiver.answer = 500
+    erroring = make_spec(jobs_root, "echo fine", callback_url=f"http://127.0.0.1:{receiver.server_port}/cb",
+                         callback_secret="x")
+
+    start(jobs_root, unreachable, erroring)
+    jobs = wait_until(jobs_root, [unreachable, erroring])
+
+    # recorded at once: the callback's tries (3 s of backoff) come after
+    notes = [Path(s["dir"]) / "callback.json" for s in (unreachable, erroring)]
+    assert not any(note.exists() for note in notes)
+    assert all(job["exit_code"] == 0 for job in jobs.values())
+    wait_for_calls(receiver, 3, timeout=30)  # 3 tries, with backoff
+    deadline = time.monotonic() + 30
+    while not all(n.exists() for n in notes):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    for note in notes:
+        data = json.loads(note.read_text())
+        assert data["ok"] is False and data["tries"] == 3, data
+
+
+# ----------------------------------------------------------- detach, speed
+
+
+def test_a_job_outlives_the_session_that_started_it(jobs_root):
+    spec = make_spec(jobs_root, "sleep 1; echo survived")
+    specs_file = jobs_root.parent / "specs.json"
+    specs_file.write_text(json.dumps([spec]))
+    # like Ansible: the launcher's whole session is killed once it is done
+    launcher = subprocess.Popen(
+        ["/bin/sh", "-c", f'"$0" "$1" start-batch < "$2" > /dev/null; sleep 60',
+         sys.executable, str(WRAPPER), str(specs_file)],
+        start_new_session=True,
+    )
+    try:
+        wait_running(jobs_root, spec)
+    finally:
+        os.killpg(launcher.pid, signal.SIGKILL)
+        launcher.wait()
+
+    job = wait_until(jobs_root, [spec])[name(spec)]
+
+    assert job["exit_code"] == 0 and job["stdout_tail"] == "survived\n"
+
+
+def test_start_batch_returns_without_waiting_for_its_jobs(jobs_root):
+    spec = make_spec(jobs_root, marker_sleep())
+
+    began = time.monotonic()
+    output = start(jobs_root, spec)  # capture_output: stdout must be closed too
+
+    assert time.monotonic() - began < 5
+    assert output[name(spec)]["state"] == "running"
+    assert isinstance(output[name(spec)]["pid"], int)
+
+
+def test_250_trivial_jobs_start_in_one_batch(jobs_root, record_property):
+    specs = [make_spec(jobs_root, "true", id=f"{i:08x}") for i in range(250)]
+
+    began = time.monotonic()
+    output = start(jobs_root, *specs)
+    batch = time.monotonic() - began
+    jobs = wait_until(jobs_root, specs, timeout=120)
+    done = time.monotonic() - began
+
+    assert len(output) == 250 and all(job["state"] in ("running", "finished") for job in output.values())
+    assert all(job["exit_code"] == 0 for job in jobs.values())
+    record_property("batch_seconds", round(batch, 3))
+    record_property("all_finished_seconds", round(done, 3))
+    print(f"\n250 jobs: start-batch took {batch:.3f}s, all finished after {done:.3f}s")
+    # well under a second on an idle 2-core machine; generous for a busy CI
+    assert batch < 5, batch
