@@ -195,7 +195,7 @@ class Dispatcher:
 
         try:
             inventory = self._prepare(directory, run)
-            extravars = self._launch_extravars(manager, run) if run.step == "launch" else run.extravars
+            extravars = unsafe(self._launch_extravars(manager, run) if run.step == "launch" else run.extravars)
             result = ansible_runner.run(
                 private_data_dir=str(directory), project_dir=str(self.playbooks_dir), playbook=run.playbook,
                 inventory=str(inventory), limit=run.limit, extravars=extravars, ident="run",
@@ -249,6 +249,19 @@ class Dispatcher:
         (directory / "run.json").write_text(json.dumps({"run": run.id, "playbook": run.playbook,
                                                         "limit": run.limit, "queued": time.time()}))
         return inventory
+
+
+def unsafe(value):
+    """Every string marked so Ansible never templates it: ansible-core trusts
+    strings in an extra-vars file, and a job's cmd, a user's workdir or any
+    other value could otherwise run `{{ lookup('pipe', ...) }}` here."""
+    if isinstance(value, str):
+        return {"__ansible_unsafe": value}
+    if isinstance(value, dict):
+        return {key: unsafe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [unsafe(item) for item in value]
+    return value
 
 
 def outcome(runner_status, rc, failure):

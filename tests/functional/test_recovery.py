@@ -62,3 +62,35 @@ def test_kill_9_during_create_then_restart(tmp_path):
         assert [n["name"] for n in cluster["nodes"]] == ["node-1", "node-2", "node-3"]
     finally:
         server.stop()
+
+
+def test_jobs_outlive_a_kill_9_and_are_recorded_after_the_restart(tmp_path):
+    """Running jobs keep running while the service is dead; after it starts
+    again their results are recorded and what was queued is launched."""
+    server = Server(tmp_path / "var", env={"PROVISIONER_ADMIN_PASSWORD": "admin-password",
+                                           "PROVISIONER_SWEEP_SECONDS": "2"}).start()
+    try:
+        token = server.request("POST", "/v1/auth/token", {"username": "admin", "password": "admin-password"})[2]["token"]
+        server.request("POST", "/v1/projects", {"name": "demo"}, token)
+        cluster = "/v1/projects/demo/clusters/work"
+        server.request("PUT", cluster, {"service": "batch", "options": {"nodes": 2, "cpus_per_node": 2}}, token)
+        wait(server, cluster, token, lambda c: c["state"] == "active")
+        jobs = [{"name": f"long-{n}", "cmd": f"sleep 6; echo done {n}"} for n in range(4)]
+        jobs += [{"name": f"waiting-{n}", "cmd": f"echo later {n}"} for n in range(3)]  # no cpus left: queued
+        assert server.request("POST", f"{cluster}/jobs", jobs, token)[0] == 201
+        wait(server, f"{cluster}/jobs?state=running", token, lambda listing: listing["count"] == 4)
+
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait()
+        time.sleep(1)
+        assert len(processes_naming("sleep 6")) >= 4  # the jobs did not die with the service
+        server.start()
+
+        final = wait(server, f"{cluster}/jobs?limit=100&std=true", token,
+                     lambda listing: all(j["state"] == "succeeded" for j in listing["items"]), timeout=120)
+        assert final["count"] == 7
+        outputs = {j["name"]: j["stdout"] for j in final["items"]}
+        assert outputs["long-0"] == "done 0\n" and outputs["waiting-2"] == "later 2\n"
+        assert all(j["attempts"] == 1 for j in final["items"])
+    finally:
+        server.stop()

@@ -1,0 +1,245 @@
+"""Jobs through the API on one shared 2-node local cluster, with real
+launch runs, real wrappers and real callbacks to a waitress server."""
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import webtest
+from webtest.http import StopableWSGIServer
+
+from pyramid_app import main
+from tests.conftest import Client, assert_error, close, in_state, settings_for, wait_for
+
+JOBS = "/v1/projects/demo/clusters/shared/jobs"
+FINISHED = ("succeeded", "failed", "cancelled", "lost")
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    var_dir = tmp_path_factory.mktemp("jobs")
+    server = StopableWSGIServer.create(lambda environ, start: app(environ, start))
+    app = main({}, **settings_for(var_dir, **{"provisioner.callback_url": server.application_url.rstrip("/"),
+                                              "provisioner.sweep_seconds": "5"}))
+    client = Client(webtest.TestApp(app))
+    client.project("demo", client.as_admin)
+    client.testapp.post_json("/v1/projects/demo/clusters", {"name": "shared", "service": "batch",
+                                                            "options": {"nodes": 2}}, headers=client.as_admin)
+    cluster, _ = wait_for(client.testapp, "/v1/projects/demo/clusters/shared", client.as_admin,
+                          in_state("active", "failed"))
+    assert cluster["state"] == "active", cluster["state_reason"]
+    yield client
+    server.shutdown()
+    close(app)
+
+
+def submit(api, jobs, query="", status=201):
+    return api.testapp.post_json(f"{JOBS}{query}", jobs, headers=api.as_admin, status=status)
+
+
+def finished(api, name, timeout=90):
+    return wait_for(api.testapp, f"{JOBS}/{name}?std=true", api.as_admin, lambda j: j["state"] in FINISHED,
+                    timeout=timeout)[0]
+
+
+def unique(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def test_a_job_succeeds_with_its_output_and_measures(api):
+    name = unique("hello")
+    created = submit(api, {"name": name, "cmd": "echo hello; echo oops >&2", "env": {"GREETING": "hi"}})
+    assert created.headers["Location"].endswith(f"{JOBS}/{name}")
+    assert created.json["state"] == "queued" and created.json["rep_grp"] == "manually_added"
+    job = finished(api, name)
+    assert job["state"] == "succeeded" and job["exit_code"] == 0 and job["fail_reason"] is None
+    assert job["attempts"] == 1 and job["node"] in ("node-1", "node-2")
+    assert job["stdout"] == "hello\n" and job["stderr"] == "oops\n"
+    assert job["walltime"] >= 0 and job["cputime"] >= 0 and job["peak_ram"] > 0
+    assert job["started_at"] and job["ended_at"]
+    assert api.testapp.get(f"{JOBS}/{name}/stdout", headers=api.as_admin).text == "hello\n"
+    assert api.testapp.get(f"{JOBS}/{name}/stderr", headers=api.as_admin).text == "oops\n"
+    assert "stdout" not in api.testapp.get(f"{JOBS}/{name}", headers=api.as_admin).json
+
+
+def test_env_and_cwd(api):
+    name = unique("env")
+    submit(api, {"name": name, "cmd": 'echo "$GREETING $(basename $PWD)"', "env": {"GREETING": "hi"},
+                 "cwd": "work/here"})
+    assert finished(api, name)["stdout"] == "hi here\n"
+
+
+def test_commands_reach_the_node_untemplated(api):
+    name = unique("curly")
+    command = "echo '{{ 7 * 6 }}' \"{% raw %}\" \"{{ lookup('pipe', 'id') }}\""
+    submit(api, {"name": name, "cmd": command, "env": {"X": "{{ 6 * 7 }}"}, "cwd": "{{ x }}"})
+    job = finished(api, name)
+    assert job["state"] == "succeeded", job
+    assert job["stdout"] == "{{ 7 * 6 }} {% raw %} {{ lookup('pipe', 'id') }}\n"
+
+
+def test_a_non_zero_exit_fails_the_job(api):
+    name = unique("exit")
+    submit(api, {"name": name, "cmd": "exit 3"})
+    job = finished(api, name)
+    assert (job["state"], job["exit_code"], job["fail_reason"]) == ("failed", 3, "exit code 3")
+
+
+def test_a_job_over_its_time_is_killed_with_reason_timeout(api):
+    name = unique("slow")
+    submit(api, {"name": name, "cmd": "sleep 60", "time": "2s"})
+    job = finished(api, name)
+    assert job["state"] == "failed" and job["fail_reason"] == "timeout"
+
+
+def test_retries_run_a_failed_job_again(api, tmp_path):
+    marker = tmp_path / "first-attempt-done"
+    name = unique("flaky")
+    submit(api, {"name": name, "cmd": f"test -f {marker} || {{ touch {marker}; exit 1; }}", "retries": 2})
+    job = finished(api, name)
+    assert job["state"] == "succeeded" and job["attempts"] == 2
+
+
+def test_dependencies_wait_and_fail_with_their_dep(api):
+    first, good, bad, after_bad = (unique(n) for n in ("first", "good", "bad", "after-bad"))
+    response = submit(api, [
+        {"name": first, "cmd": "sleep 1"},
+        {"name": good, "cmd": "echo good", "deps": [first]},
+        {"name": bad, "cmd": "exit 1"},
+        {"name": after_bad, "cmd": "echo never", "deps": [bad]},
+    ])
+    assert [j["state"] for j in response.json["items"]] == ["queued", "dependent", "queued", "dependent"]
+    assert finished(api, good)["state"] == "succeeded"
+    job = finished(api, after_bad)
+    assert job["state"] == "failed" and job["fail_reason"] == f"dependency {bad} failed"
+    assert job["attempts"] == 0
+    assert finished(api, first)["ended_at"] <= finished(api, good)["started_at"]
+
+
+def test_higher_priority_goes_first(api):
+    blocker, low, high = unique("blocker"), unique("low"), unique("high")
+    submit(api, [{"name": blocker, "cmd": "sleep 2", "node": "node-1", "cpus": 2},
+                 {"name": low, "cmd": "true", "node": "node-1", "cpus": 2, "priority": 1},
+                 {"name": high, "cmd": "true", "node": "node-1", "cpus": 2, "priority": 200}])
+    assert finished(api, high)["started_at"] <= finished(api, low)["started_at"]
+
+
+def processes_with(text):
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and text.encode() in (proc / "cmdline").read_bytes():
+                found.append(proc.name)
+        except OSError:
+            pass
+    return found
+
+
+def test_cancel_a_running_job_kills_its_process_tree(api):
+    name, seconds = unique("victim"), 1000 + uuid.uuid4().int % 1000
+    submit(api, {"name": name, "cmd": f"sleep {seconds} & sleep {seconds}; wait"})
+    wait_for(api.testapp, f"{JOBS}/{name}", api.as_admin, lambda j: j["state"] == "running"
+             and processes_with(f"sleep {seconds}"))
+    cancelled = api.testapp.delete(f"{JOBS}/{name}", headers=api.as_admin).json
+    assert cancelled["state"] == "cancelled"
+    deadline = time.monotonic() + 30
+    while processes_with(f"sleep {seconds}") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processes_with(f"sleep {seconds}") == []
+    assert_error(api.testapp.delete(f"{JOBS}/{name}", headers=api.as_admin, status=409), 409)
+
+
+def test_cancel_queued_jobs_in_bulk(api):
+    group = unique("bulk")
+    jobs = [{"cmd": "true", "node": "node-2", "cpus": 64, "rep_grp": group} for _ in range(3)]
+    submit(api, jobs)  # more cpus than the node has: they stay queued
+    assert api.testapp.get(f"{JOBS}?rep_grp={group}&state=queued", headers=api.as_admin).json["count"] == 3
+    assert api.testapp.delete(f"{JOBS}?rep_grp={group}", headers=api.as_admin).json == {"count": 3}
+    listing = api.testapp.get(f"{JOBS}?rep_grp={group}", headers=api.as_admin).json
+    assert {j["state"] for j in listing["items"]} == {"cancelled"} and listing["count"] == 3
+    assert_error(api.testapp.delete(JOBS, headers=api.as_admin, status=400), 400)
+
+
+def test_restart_and_purge(api):
+    name = unique("again")
+    submit(api, {"name": name, "cmd": "echo once"})
+    assert finished(api, name)["attempts"] == 1
+    restarted = api.testapp.post(f"{JOBS}/{name}/restart", headers=api.as_admin).json
+    assert restarted["state"] == "queued"
+    job = finished(api, name)
+    assert job["state"] == "succeeded" and job["attempts"] == 2
+    api.testapp.delete(f"{JOBS}/{name}?purge=true", headers=api.as_admin, status=204)
+    assert_error(api.testapp.get(f"{JOBS}/{name}", headers=api.as_admin, status=404), 404)
+
+
+def test_restart_and_purge_need_a_finished_job(api):
+    name = unique("busy")
+    submit(api, {"name": name, "cmd": "sleep 30"})
+    assert_error(api.testapp.post(f"{JOBS}/{name}/restart", headers=api.as_admin, status=409), 409)
+    assert_error(api.testapp.delete(f"{JOBS}/{name}?purge=true", headers=api.as_admin, status=409), 409)
+    api.testapp.delete(f"{JOBS}/{name}", headers=api.as_admin)
+
+
+def test_query_string_defaults_and_filters(api):
+    group = unique("grp")
+    response = submit(api, [{"cmd": "true"}, {"cmd": "true", "priority": 9}], query=f"?rep_grp={group}&priority=5")
+    assert [(j["rep_grp"], j["priority"]) for j in response.json["items"]] == [(group, 5), (group, 9)]
+    for job in response.json["items"]:
+        finished(api, job["name"])
+    by_group = api.testapp.get(f"{JOBS}?rep_grp={group}&state=succeeded", headers=api.as_admin).json
+    assert by_group["count"] == 2
+    node = by_group["items"][0]["node"]
+    assert all(j["node"] == node for j in
+               api.testapp.get(f"{JOBS}?node={node}", headers=api.as_admin).json["items"])
+    everywhere = api.testapp.get(f"/v1/jobs?rep_grp={group}", headers=api.as_admin).json
+    assert everywhere["count"] == 2 and {j["rep_grp"] for j in everywhere["items"]} == {group}
+    stranger = api.user(unique("s"))
+    assert api.testapp.get(f"/v1/jobs?rep_grp={group}", headers=stranger).json["count"] == 0
+    assert_error(api.testapp.get(f"{JOBS}?state=sleeping", headers=api.as_admin, status=400), 400)
+
+
+@pytest.mark.parametrize("job, field", [
+    ({"cmd": ""}, "cmd"), ({}, "cmd"), ({"cmd": 5}, "cmd"),
+    ({"cmd": "true", "memory": "lots"}, "memory"), ({"cmd": "true", "time": "forever"}, "time"),
+    ({"cmd": "true", "cpus": -1}, "cpus"), ({"cmd": "true", "cpus": "2"}, "cpus"),
+    ({"cmd": "true", "retries": 256}, "retries"), ({"cmd": "true", "priority": "high"}, "priority"),
+    ({"cmd": "true", "env": {"A": 1}}, "env"), ({"cmd": "true", "env": {"A B": "x"}}, "env"),
+    ({"cmd": "true", "cwd": "../outside"}, "cwd"), ({"cmd": "true", "cwd": "/etc"}, "cwd"),
+    ({"cmd": "true", "deps": ["no-such-job"]}, "deps"), ({"cmd": "true", "node": "node-9"}, "node"),
+    ({"cmd": "true", "name": "Bad Name"}, "name"), ({"cmd": "true", "colour": "blue"}, ""),
+])
+def test_bad_jobs_are_400_and_a_batch_stores_nothing(api, job, field):
+    before = api.testapp.get(JOBS, headers=api.as_admin).json["count"]
+    response = submit(api, [{"cmd": "true"}, job], status=400)
+    names = [d["name"] for d in assert_error(response, 400, "ValidationFailed")["details"]]
+    assert any(name.startswith(f"[1].{field}") for name in names), names
+    assert api.testapp.get(JOBS, headers=api.as_admin).json["count"] == before
+
+
+def test_duplicate_names_are_409_and_bad_bodies_400(api):
+    name = unique("twice")
+    assert_error(submit(api, [{"name": name, "cmd": "true"}, {"name": name, "cmd": "true"}], status=409), 409)
+    submit(api, {"name": name, "cmd": "true"})
+    assert_error(submit(api, {"name": name, "cmd": "true"}, status=409), 409, "NameTaken")
+    for body in ([], "text", [1, 2]):
+        assert_error(submit(api, body, status=400), 400)
+    assert_error(submit(api, {"cmd": "true"}, query="?retries=many", status=400), 400)
+    assert_error(api.testapp.post(JOBS, "cmd=true", headers=dict(api.as_admin, **{"Content-Type": "text/plain"}),
+                                  status=415), 415)
+
+
+def test_jobs_need_an_active_cluster(api):
+    api.testapp.post_json("/v1/projects/demo/clusters", {"name": "pending", "service": "batch",
+                                                         "options": {"nodes": 1}}, headers=api.as_admin)
+    response = api.testapp.post_json("/v1/projects/demo/clusters/pending/jobs", {"cmd": "true"},
+                                     headers=api.as_admin, status=409)
+    assert_error(response, 409, "WrongState")
+
+
+def test_reports_need_the_jobs_secret(api):
+    name = unique("secret")
+    job = submit(api, {"name": name, "cmd": "true"}).json
+    forged = {"job": job["id"], "attempt": 1, "secret": "0" * 64, "state": "finished", "exit_code": 0}
+    assert_error(api.testapp.post_json("/v1/job-reports", forged, status=403), 403)
+    assert_error(api.testapp.post_json("/v1/job-reports", dict(forged, job="ffffffff"), status=404), 404)
+    assert finished(api, name)["state"] == "succeeded"
