@@ -136,21 +136,22 @@ def http_exception(exc, request):
 
 @exception_view_config(Exception, renderer="json")
 def unexpected(exc, request):
-    if isinstance(exc, TransientError) or is_error_retryable(request, exc):
-        if not is_last_attempt(request):
-            # A write conflict at commit reaches this view before pyramid_tm
-            # tags it: tag it, and pyramid_retry runs the request again.
-            mark_error_retryable(exc)
-            raise exc
-        log.warning("gave up on %s %s after write conflicts: %s", request.method, request.path, exc)
-        return _respond(request, 503, error_body(
-            "ServiceUnavailable", "The service is too busy with conflicting changes; retry the request."),
-            {"Retry-After": "1"})
+    retryable = isinstance(exc, TransientError) or is_error_retryable(request, exc)
+    if retryable and not is_last_attempt(request):
+        # A write conflict at commit reaches this view before pyramid_tm tags
+        # it: tag it, and pyramid_retry runs the request again.
+        mark_error_retryable(exc)
+        raise exc
     if isinstance(exc, StorageError):
         log.error("storage error on %s %s: %s", request.method, request.path, exc)
         return _respond(request, 503, error_body(
             "StorageUnavailable", "The storage does not answer; retry shortly (see GET /healthz)."),
             {"Retry-After": "5"})
+    if retryable:
+        log.warning("gave up on %s %s after write conflicts: %s", request.method, request.path, exc)
+        return _respond(request, 503, error_body(
+            "ServiceUnavailable", "The service is too busy with conflicting changes; retry the request."),
+            {"Retry-After": "1"})
     log.exception("unexpected error on %s %s", request.method, request.path)
     return _respond(request, 500, error_body(
         "InternalError", "The service failed unexpectedly; the error is logged. Please report it."))

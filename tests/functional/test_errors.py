@@ -53,3 +53,24 @@ def test_an_unexpected_exception_is_500_without_traceback(testapp, api, monkeypa
     assert "secret internals" not in response.text and "Traceback" not in response.text
     assert "secret internals" in caplog.text
     assert body["details"] == []
+
+
+def test_a_write_conflict_is_retried_and_then_503(testapp, api, monkeypatch, caplog):
+    from ZODB.POSException import ConflictError
+    create, calls = Projects.create, []
+
+    def conflicting_once(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConflictError("simulated")
+        return create(self, *args, **kwargs)
+    monkeypatch.setattr(Projects, "create", conflicting_once)
+    assert testapp.post_json("/v1/projects", {"name": "retried"}, headers=api.as_admin, status=201)
+    assert len(calls) == 2
+
+    def always_conflicting(self, *args, **kwargs):
+        raise ConflictError("simulated")
+    monkeypatch.setattr(Projects, "create", always_conflicting)
+    response = testapp.post_json("/v1/projects", {"name": "busy"}, headers=api.as_admin, status=503)
+    assert_error(response, 503, "ServiceUnavailable")
+    assert response.headers["Retry-After"] == "1" and "gave up" in caplog.text

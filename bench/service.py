@@ -1,0 +1,65 @@
+"""What every benchmark shares: a service started the way `make run` starts
+it (pserve development.ini http_port= var_dir=), a logged-in client, and
+median/spread reporting."""
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.server import REPOSITORY, Server
+
+ADMIN_PASSWORD = "benchmark-admin-password"
+BIN = Path(sys.executable).parent
+ANSIBLE_ENV = dict(os.environ, ANSIBLE_CONFIG=str(REPOSITORY / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                   PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+class Service:
+    def __init__(self, **env):
+        self.var_dir = Path(tempfile.mkdtemp(prefix="provisioner-bench-"))
+        self.server = Server(self.var_dir, env=dict(PROVISIONER_ADMIN_PASSWORD=ADMIN_PASSWORD, **env))
+
+    def __enter__(self):
+        self.server.start()
+        self.token = self.call("POST", "/v1/auth/token", {"username": "admin", "password": ADMIN_PASSWORD})["token"]
+        if self.server.request("GET", "/v1/projects/bench", token=self.token)[0] == 404:
+            self.call("POST", "/v1/projects", {"name": "bench"})
+        return self
+
+    def __exit__(self, *exc):
+        self.server.stop()
+
+    def call(self, method, path, body=None):
+        status, _, answer = self.server.request(method, path, body, getattr(self, "token", None))
+        if status >= 400:
+            raise RuntimeError(f"{method} {path} answered {status}: {answer}")
+        return answer
+
+    def wait(self, path, until, poll=0.02, timeout=600):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = self.call("GET", path)
+            if until(body):
+                return body
+            time.sleep(poll)
+        raise RuntimeError(f"gave up waiting on {path}")
+
+    def cluster(self, name, options):
+        path = f"/v1/projects/bench/clusters/{name}"
+        self.call("PUT", path, {"service": "batch", "options": options})
+        cluster = self.wait(path, lambda c: c["state"] in ("active", "failed"))
+        if cluster["state"] != "active":
+            raise RuntimeError(f"cluster {name} failed: {cluster['state_reason']}")
+        return path
+
+
+def summary(values, unit="s"):
+    """'median unit (spread min-max, n runs)'."""
+    return f"{statistics.median(values):.3g} {unit} (min {min(values):.3g}, max {max(values):.3g}, n={len(values)})"
+
+
+def figure(name, measured, baseline, ratio, goal, met):
+    print(f"{name}: {measured} | baseline {baseline} | ratio {ratio:.3g} | goal {goal} | "
+          f"{'met' if met else 'NOT MET'}", flush=True)
