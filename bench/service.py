@@ -2,6 +2,7 @@
 it (pserve development.ini http_port= var_dir=), a logged-in client, and
 median/spread reporting."""
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -22,6 +23,8 @@ class Service:
         self.server = Server(self.var_dir, env=dict(PROVISIONER_ADMIN_PASSWORD=ADMIN_PASSWORD, **env))
 
     def __enter__(self):
+        # `timeout` and Ctrl-C end a benchmark: stop its server on the way out.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
         self.server.start()
         self.token = self.call("POST", "/v1/auth/token", {"username": "admin", "password": ADMIN_PASSWORD})["token"]
         if self.server.request("GET", "/v1/projects/bench", token=self.token)[0] == 404:

@@ -16,9 +16,10 @@ JSON = "application/json"
 class endpoint:
     def __init__(self, route, method, *, summary, permission=None, body=None, query=None,
                  response=None, status=200, errors=(), body_types=(JSON,), text_field=None,
-                 produces=JSON, tags=(), one_or_many=False):
+                 produces=JSON, tags=(), one_or_many=False, raw_body=None):
         self.route = route
         self.one_or_many = one_or_many  # the body is one object or an array; the view validates each
+        self.raw_body = raw_body  # the content type of a body the view takes as it is
         self.method = method
         self.summary = summary
         self.permission = permission

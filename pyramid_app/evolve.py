@@ -10,6 +10,7 @@ from BTrees.OOBTree import OOBTree
 from .models.cluster import Clusters
 from .models.project import Projects
 from .models.run import RunQueue
+from .models.warning import Warnings
 from .models.service import Services
 from .models.user import Users
 from .resources import ROOT_KEY, AppRoot
@@ -36,11 +37,27 @@ def step_3_clusters_and_runs(root):
 
 def step_4_jobs(root):
     root.jobs_by_id = OOBTree()  # job id -> Job, for callbacks from nodes
-    root.schedule_requests = OOBTree()  # (project, cluster) -> Cluster with jobs to place
     root.job_clusters = OOBTree()  # (project, cluster) -> Cluster with jobs launching or running
 
 
-STEPS = [step_1_users_and_projects, step_2_service_catalog, step_3_clusters_and_runs, step_4_jobs]
+def step_5_warnings(root):
+    root.warnings = Warnings()
+
+
+def step_6_job_report_inbox(root):
+    for project in root.projects.values():
+        for cluster in project.clusters.values():
+            if not hasattr(cluster.jobs, "inbox"):
+                cluster.jobs.inbox = OOBTree()
+
+
+def step_7_schedule_requests_in_memory(root):
+    if "schedule_requests" in root.__dict__:
+        del root.schedule_requests
+
+
+STEPS = [step_1_users_and_projects, step_2_service_catalog, step_3_clusters_and_runs, step_4_jobs,
+         step_5_warnings, step_6_job_report_inbox, step_7_schedule_requests_in_memory]
 
 
 def evolve(connection):

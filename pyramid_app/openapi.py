@@ -104,6 +104,9 @@ def _operation(spec, route_pattern):
         if "text/plain" in spec.body_types:
             content["text/plain"] = {"schema": {"type": "string"}}
         operation["requestBody"] = {"required": True, "content": content}
+    if spec.raw_body is not None:
+        operation["requestBody"] = {"required": True, "content": {
+            spec.raw_body: {"schema": {"type": "string", "format": "binary"}}}}
     success = {"description": "Success."}
     if spec.response is not None:
         success["content"] = {spec.produces: {"schema": json_schema(spec.response)}}

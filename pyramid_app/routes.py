@@ -36,28 +36,24 @@ def service_version_factory(request):
     return entry
 
 
+def _child(request, parent, container, key, what):
+    """The child of `parent` the path names, or 404 naming where it looked."""
+    child = getattr(parent, container).get(request.matchdict[key])
+    if child is None:
+        raise NotFound(f"{parent.type.capitalize()} {parent.name!r} has no {what} named {request.matchdict[key]!r}.")
+    return child
+
+
 def cluster_factory(request):
-    project = project_factory(request)
-    cluster = project.clusters.get(request.matchdict["cluster"])
-    if cluster is None:
-        raise NotFound(f"Project {project.name!r} has no cluster named {request.matchdict['cluster']!r}.")
-    return cluster
+    return _child(request, project_factory(request), "clusters", "cluster", "cluster")
 
 
 def run_factory(request):
-    cluster = cluster_factory(request)
-    run = cluster.runs.get(request.matchdict["run"])
-    if run is None:
-        raise NotFound(f"Cluster {cluster.name!r} has no run {request.matchdict['run']!r}.")
-    return run
+    return _child(request, cluster_factory(request), "runs", "run", "run")
 
 
 def job_factory(request):
-    cluster = cluster_factory(request)
-    job = cluster.jobs.get(request.matchdict["job"])
-    if job is None:
-        raise NotFound(f"Cluster {cluster.name!r} has no job named {request.matchdict['job']!r}.")
-    return job
+    return _child(request, cluster_factory(request), "jobs", "job", "job")
 
 
 def includeme(config):
@@ -98,3 +94,5 @@ def includeme(config):
     add("job_stderr", jobs + "/{job}/stderr", factory=job_factory)
     add("all_jobs", "/v1/jobs")
     add("job_reports", "/v1/job-reports")
+    add("uploads", "/v1/uploads")
+    add("warnings", "/v1/warnings")

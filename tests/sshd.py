@@ -21,6 +21,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -62,6 +63,14 @@ class SshdHosts:
         self.known_hosts_file = str(self.directory / "known_hosts")
         self.hosts = []  # "127.0.0.N:PORT", in start order
         self._processes = []  # (Popen, log path)
+
+    def batch_options(self, workdir, nodes=2):
+        """Options of a batch cluster on these hosts. The "remote" machines
+        are this one: they use the tests' Python rather than whatever
+        discovery finds in the login shell's PATH."""
+        return {"provider": "ssh", "nodes": nodes, "hosts": self.hosts, "ssh_user": self.user,
+                "ssh_private_key_file": self.private_key_file, "workdir": str(workdir),
+                "ssh_python_interpreter": sys.executable}
 
     @property
     def addresses(self):

@@ -14,7 +14,7 @@ from .base import new_id
 from ..resources import Folder
 from .base import Entity
 from .job import ACTIVE, JobTable
-from .run import Run, RunLog, notify_after_commit
+from .run import SCHEDULE_REQUESTS, Run, RunLog, after_commit
 
 STEP_STATES = {"create": "queued", "update": "updating", "teardown": "deleting"}
 JOB_STEPS = ("launch", "status", "cancel")
@@ -108,6 +108,11 @@ class Cluster(Entity):
                                        project=self.project.name, server=server)
         runs = []
         removed = removed_nodes(self.inventory, inventory)
+        busy = sorted(node for node in removed for name in self.jobs.names_where("node", node)
+                      if self.jobs[name].state in ACTIVE)
+        if busy:
+            raise Conflict(f"Jobs are running on {', '.join(sorted(set(busy)))}, which this change removes; "
+                           "cancel them or wait for them first.", code="NodesBusy")
         if removed:
             runs.append(Run("update", playbooks["teardown"], self.inventory, limit=",".join(removed)))
         runs.append(Run("update", playbooks["update"], inventory))
@@ -149,10 +154,7 @@ class Cluster(Entity):
         return f"{self.node_resources[job.node]['dir']}/jobs/{job.attempt_name}"
 
     def request_scheduling(self):
-        requests, key = self.app_root.schedule_requests, (self.project.name, self.name)
-        if key not in requests:  # a read: concurrent reports do not all write the same key
-            requests[key] = self
-        notify_after_commit(self.app_root)
+        after_commit(self.app_root, lambda: SCHEDULE_REQUESTS.add(self._p_oid))
 
     def schedule(self, playbooks, queue):
         """Assign queued jobs to nodes and queue one launch run for all of
@@ -226,6 +228,8 @@ class Cluster(Entity):
                         job = self.jobs[name]
                         if job.state in ACTIVE:
                             self.jobs.finish(job, "lost", fail_reason=f"node {host} is unreachable")
+                    self.app_root.warnings.add(self.project.name, f"Cluster {self.project.name}/{self.name}: "
+                                                                  f"node {host} is unreachable")
         self.request_scheduling()
 
     # -- what the runner reports ------------------------------------------
@@ -252,6 +256,8 @@ class Cluster(Entity):
             self.state = "failed"
             self.state_reason = f"The {self.step} step {run.status}: {run.status_reason or 'see its run'} " \
                                 f"(run {run.name}); POST .../retry runs it again."
+            self.app_root.warnings.add(self.project.name, f"Cluster {self.project.name}/{self.name}: "
+                                                          f"the {self.step} step {run.status}: {run.status_reason}")
         elif all(other.status == "successful" for other in self.step_runs):
             if self.step == "teardown":
                 self.state = "deleted"
@@ -320,8 +326,12 @@ class Clusters(Folder):
         return cluster
 
     def purge(self, cluster, service):
-        """Remove a deleted or failed cluster's record."""
+        """Remove a deleted or failed cluster's record, and its jobs from the
+        index callbacks use."""
         cluster.can_be_purged()
+        jobs_by_id = cluster.app_root.jobs_by_id
+        for job in cluster.jobs.values():
+            jobs_by_id.pop(job.id, None)
         if service is not None:
             service.clusters_using.change(-1)
         self.remove(cluster.name)

@@ -54,7 +54,6 @@ class Job(Entity):
         self.started_at = self.ended_at = None
         self.walltime = self.cputime = self.peak_ram = None
         self.stdout_tail = self.stderr_tail = ""
-        self.pending_report = None  # (attempt, report) received, not yet applied
 
     @property
     def cluster(self):
@@ -100,6 +99,7 @@ class JobTable(Folder):
         self.by_node = OOBTree()
         self.counts = OOBTree()  # (index, key) -> Length
         self.queue = OOTreeSet()  # (-priority, seq, name) of queued jobs
+        self.inbox = OOBTree()  # job name -> (attempt, report) received, not yet applied
 
     # -- indexes --------------------------------------------------------------
 
@@ -254,23 +254,21 @@ class JobTable(Folder):
                 self.move(dependent, "queued")
 
     def receive(self, job, attempt, report):
-        """Keep a wrapper's report on the job alone, for `apply_reports`:
-        concurrent reports then write nothing in common. False when it is
-        not needed (an old attempt, or a job that is not out)."""
+        """Keep a wrapper's report in the inbox for `apply_reports`: a
+        request then writes one BTree entry (concurrent inserts of other keys
+        merge) and none of the objects the dispatcher changes. False when it
+        is not needed (an old attempt, or a job that is not out)."""
         if job.finished or attempt != job.attempts or job.state not in ACTIVE:
             return False
-        job.pending_report = (attempt, report)
+        self.inbox[job.name] = (attempt, report)
         return True
 
     def apply_reports(self):
         """Record the reports received since the last time, in one go."""
-        for state in ACTIVE:
-            for name in list(self.names_where("state", state)):
-                job = self[name]
-                if job.pending_report is not None:
-                    attempt, report = job.pending_report
-                    job.pending_report = None
-                    self.record(job, attempt, report)
+        for name, (attempt, report) in list(self.inbox.items()):
+            del self.inbox[name]
+            if name in self:
+                self.record(self[name], attempt, report)
 
     def record(self, job, attempt, report):
         """What a node says of one attempt (a callback or a status sweep):

@@ -39,10 +39,39 @@ class QueueSignal:
 QUEUE_SIGNAL = QueueSignal()
 
 
+class ScheduleRequests:
+    """Clusters (by oid) whose jobs want placing, noted after the change
+    commits. Kept in memory on purpose: a flag in the database would be
+    written by every request (a conflict hotspot) or, written only when
+    absent, could be deleted by the dispatcher unseen. The dispatcher also
+    looks at every cluster when it starts, so a restart loses nothing."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._oids = set()
+
+    def add(self, oid):
+        with self._lock:
+            self._oids.add(oid)
+        QUEUE_SIGNAL.notify()
+
+    def take(self):
+        with self._lock:
+            oids, self._oids = self._oids, set()
+        return oids
+
+
+SCHEDULE_REQUESTS = ScheduleRequests()
+
+
+def after_commit(stored, action):
+    """Call `action()` once the transaction changing `stored` has committed."""
+    stored._p_jar.transaction_manager.get().addAfterCommitHook(lambda committed: committed and action())
+
+
 def notify_after_commit(stored):
     """Wake the dispatcher once the transaction changing `stored` commits."""
-    stored._p_jar.transaction_manager.get().addAfterCommitHook(
-        lambda committed: committed and QUEUE_SIGNAL.notify())
+    after_commit(stored, QUEUE_SIGNAL.notify)
 
 
 def queue_key():

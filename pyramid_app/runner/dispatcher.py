@@ -12,8 +12,9 @@ from pathlib import Path
 
 import ansible_runner
 import transaction
+from ZODB.POSException import POSKeyError
 
-from ..models.run import QUEUE_SIGNAL
+from ..models.run import QUEUE_SIGNAL, SCHEDULE_REQUESTS
 from ..resources import app_root
 from ..security import job_secret
 from ..settings import REPOSITORY
@@ -24,6 +25,7 @@ from .transactions import retrying
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
+FINISH_ATTEMPTS = 100
 REPORT_TASK = "Report the jobs' state"  # the task of job_status.yml whose stdout is the nodes' report
 ANSIBLE_CONFIG = REPOSITORY / "ansible.cfg"
 ROLES_DIR = REPOSITORY / "roles"
@@ -72,6 +74,7 @@ class Dispatcher:
 
     def start(self):
         self.recover()
+        self._schedule_everything()
         for number in range(self.slots):
             thread = threading.Thread(target=self._work, name=f"runner-{number}", daemon=True)
             thread.start()
@@ -109,6 +112,19 @@ class Dispatcher:
         finally:
             connection.close()
 
+    def _schedule_everything(self):
+        """At start, every cluster with jobs gets a scheduling pass and a
+        sweep: what a dead process had noted in memory is found again."""
+        connection = self.db.open(transaction_manager=transaction.TransactionManager())
+        try:
+            for project in app_root(connection).projects.values():
+                for cluster in project.clusters.values():
+                    if len(cluster.jobs):
+                        SCHEDULE_REQUESTS.add(cluster._p_oid)
+        finally:
+            connection.close()
+        self._next_sweep = 0.0
+
     # -- the threads ----------------------------------------------------------
 
     def _work(self):
@@ -129,6 +145,9 @@ class Dispatcher:
                     self._busy += 1
                 try:
                     self._execute(manager, run)
+                except Exception:
+                    # Keep the thread: a dead one would leave its slot empty for good.
+                    log.exception("run %s failed in the dispatcher", run.id)
                 finally:
                     with self._busy_lock:
                         self._busy -= 1
@@ -142,7 +161,14 @@ class Dispatcher:
         if not self._scheduling.acquire(blocking=False):
             return
         try:
-            retrying(manager, lambda: self._schedule(app_root(connection)))
+            oids = SCHEDULE_REQUESTS.take()
+            if oids:
+                try:
+                    retrying(manager, lambda: self._schedule(connection, oids), attempts=FINISH_ATTEMPTS)
+                except Exception:
+                    for oid in oids:  # try again on the next turn
+                        SCHEDULE_REQUESTS.add(oid)
+                    raise
             if time.monotonic() >= self._next_sweep:
                 self._next_sweep = time.monotonic() + self.sweep_seconds
                 retrying(manager, lambda: self._sweep(app_root(connection)))
@@ -150,9 +176,14 @@ class Dispatcher:
             self._scheduling.release()
 
     @staticmethod
-    def _schedule(root):
-        for key, cluster in list(root.schedule_requests.items()):
-            del root.schedule_requests[key]
+    def _schedule(connection, oids):
+        root = app_root(connection)
+        for oid in oids:
+            try:
+                cluster = connection.get(oid)
+                cluster.state  # noqa: B018 -- load it: a purged cluster raises here
+            except POSKeyError:
+                continue
             service = root.services.lookup(cluster.service, cluster.version)
             if service is not None and "launch" in service.playbooks:
                 cluster.schedule(service.playbooks, root.run_queue)
@@ -216,7 +247,9 @@ class Dispatcher:
             app_root(run._p_jar).running_runs.pop(run.id, None)
             run.finish(status, rc, recorder.host_summary(), reason)
             run.cluster.run_finished(run, recorder.reports)
-        retrying(manager, finish)
+        # A run's end must be recorded, or its cluster waits forever: keep
+        # trying through any burst of conflicting reports.
+        retrying(manager, finish, attempts=FINISH_ATTEMPTS)
 
     def _launch_extravars(self, manager, run):
         """The job specs for job_launch.yml, each with its callback secret,

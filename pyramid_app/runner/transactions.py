@@ -19,7 +19,7 @@ def retrying(manager, work, attempts=5):
             manager.abort()
             if attempt == attempts:
                 raise
-            time.sleep(random.uniform(0.005, 0.05) * attempt)
+            time.sleep(random.uniform(0.005, 0.05) * min(attempt, 20))
         except BaseException:
             manager.abort()
             raise

@@ -1,7 +1,6 @@
 """The ssh provider through the API, against real sshd servers on
 127.0.0.2 and 127.0.0.3."""
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,9 +26,7 @@ def api(tmp_path, ssh_env, monkeypatch):
 
 def test_create_scale_down_and_tear_down_on_two_ssh_hosts(api, sshd_hosts, tmp_path):
     workdir = tmp_path / "remote"
-    options = {"provider": "ssh", "nodes": 2, "hosts": sshd_hosts.hosts, "ssh_user": sshd_hosts.user,
-               "ssh_private_key_file": sshd_hosts.private_key_file, "workdir": str(workdir),
-               "ssh_python_interpreter": sys.executable}
+    options = sshd_hosts.batch_options(workdir)
     testapp, admin = api.testapp, api.as_admin
     testapp.post_json(CLUSTERS, {"name": "remote", "service": "batch", "options": options}, headers=admin)
     cluster, seen = wait_for(testapp, f"{CLUSTERS}/remote", admin, in_state("active", "failed"))

@@ -333,18 +333,7 @@ def test_launch_timing_for_many_jobs_on_two_nodes(tmp_path, local_cluster, recor
 @needs_ansible
 def test_ssh_launch_and_status(tmp_path, sshd_hosts, ssh_env):
     workdir = tmp_path / "remote" / "work"
-    inventory, data = write_inventory(
-        tmp_path,
-        {
-            "provider": "ssh",
-            "nodes": 2,
-            "hosts": sshd_hosts.hosts,
-            "ssh_user": sshd_hosts.user,
-            "ssh_private_key_file": sshd_hosts.private_key_file,
-            "workdir": str(workdir),
-            "ssh_python_interpreter": sys.executable,
-        },
-    )
+    inventory, data = write_inventory(tmp_path, sshd_hosts.batch_options(workdir))
     node_dirs = {node: f"{workdir}/{node}" for node in NODES}
     try:
         assert_ok(run_playbook("cluster_create.yml", inventory, cwd=tmp_path, env=ssh_env), NODES)

@@ -243,3 +243,14 @@ def test_reports_need_the_jobs_secret(api):
     assert_error(api.testapp.post_json("/v1/job-reports", forged, status=403), 403)
     assert_error(api.testapp.post_json("/v1/job-reports", dict(forged, job="ffffffff"), status=404), 404)
     assert finished(api, name)["state"] == "succeeded"
+
+
+def test_scaling_down_refuses_to_strand_running_jobs(api):
+    busy = unique("busy-node")
+    submit(api, {"name": busy, "cmd": "sleep 60", "node": "node-2"})
+    wait_for(api.testapp, f"{JOBS}/{busy}", api.as_admin, lambda j: j["state"] == "running")
+    response = api.testapp.patch_json("/v1/projects/demo/clusters/shared", {"options": {"nodes": 1}},
+                                      headers=api.as_admin, status=409)
+    assert assert_error(response, 409, "NodesBusy")["message"].startswith("Jobs are running on node-2")
+    api.testapp.delete(f"{JOBS}/{busy}", headers=api.as_admin)
+    assert api.testapp.get("/v1/projects/demo/clusters/shared", headers=api.as_admin).json["state"] == "active"

@@ -301,20 +301,7 @@ def test_local_teardown_removes_everything(tmp_path):
 @needs_ansible
 def test_ssh_create_and_teardown(tmp_path, sshd_hosts, ssh_env):
     workdir = tmp_path / "remote" / "work"
-    inventory, _ = write_inventory(
-        tmp_path,
-        {
-            "provider": "ssh",
-            "nodes": 2,
-            "hosts": sshd_hosts.hosts,
-            "ssh_user": sshd_hosts.user,
-            "ssh_private_key_file": sshd_hosts.private_key_file,
-            "workdir": str(workdir),
-            # the "remote" machines are this one: use the tests' Python
-            # rather than whatever discovery finds in the login shell's PATH
-            "ssh_python_interpreter": sys.executable,
-        },
-    )
+    inventory, _ = write_inventory(tmp_path, sshd_hosts.batch_options(workdir))
 
     run = run_playbook("cluster_create.yml", inventory, cwd=tmp_path, env=ssh_env)
     assert_ok(run, ["node-1", "node-2"])

@@ -1,0 +1,66 @@
+"""Uploads and warnings (API.md, Service information)."""
+import os
+import posixpath
+import tempfile
+from pathlib import Path
+
+from .. import settings
+from ..api import endpoint
+from ..errors import ValidationFailed, detail
+from ..models.warning import warning_json
+from ..schemas import service_info as schemas
+
+TAGS = ("service",)
+
+
+def upload_target(root, name):
+    """The file `name` names inside `root`, or ValidationFailed when it would
+    leave it (absolute, '..', links pointing out)."""
+    normal = posixpath.normpath(name)
+    if (not name or "\0" in name or posixpath.isabs(name) or normal in (".", "..")
+            or normal.startswith("../") or name.endswith("/")):
+        raise ValidationFailed(f"{name!r} is not a file name inside the upload directory.",
+                               [detail("querystring", "path", "must be a relative file path that stays inside")])
+    root = Path(root).resolve()
+    target = (root / normal).resolve()
+    if root not in target.parents:
+        raise ValidationFailed(f"{name!r} leaves the upload directory.",
+                               [detail("querystring", "path", "leaves the upload directory")])
+    return target, normal
+
+
+@endpoint("uploads", "PUT", summary="Store the raw body as a file in the server's upload directory; jobs "
+          "name uploads in `files`. Paths that leave the directory are refused.", permission="authenticated",
+          query=schemas.UploadQuery(), raw_body="application/octet-stream", response=schemas.Upload(),
+          errors=(400, 401, 413), tags=TAGS)
+def upload(request):
+    root = Path(settings.get(request, "var_dir")) / "uploads"
+    target, name = upload_target(root, request.validated_query["path"])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_dir():
+        raise ValidationFailed(f"{name!r} is a directory.", [detail("querystring", "path", "is a directory")])
+    existed = target.exists()
+    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as stream:
+        stream.write(request.body)
+    os.replace(stream.name, target)
+    request.response.status_int = 200 if existed else 201
+    return {"path": name, "size": len(request.body)}
+
+
+def _visible_projects(request):
+    user = request.identity
+    return None if user.admin else set(user.projects.keys())
+
+
+@endpoint("warnings", "GET", summary="Warnings (unreachable nodes, failing steps, lost runs), newest first: "
+          "admins see all, others those of their projects.", permission="authenticated",
+          response=schemas.Warnings(), errors=(401,), tags=TAGS)
+def list_warnings(request):
+    return [warning_json(entry) for entry in request.app_root.warnings.visible(_visible_projects(request))]
+
+
+@endpoint("warnings", "DELETE", summary="Dismiss the warnings you can see.", permission="authenticated",
+          response=schemas.Dismissed(), errors=(401,), tags=TAGS)
+def dismiss_warnings(request):
+    return {"count": request.app_root.warnings.dismiss(_visible_projects(request))}
+
