@@ -60,20 +60,19 @@ def resident_mb(pid):
 
 
 def main():
-    service = Service(PROVISIONER_START_DISPATCHER="false")
+    service = Service()
     with service:
-        # The dispatcher is off: the stored jobs are records, not work to launch.
-        cluster = "/v1/projects/bench/clusters/scale"
-        service.call("PUT", cluster, {"service": "batch", "options": {"nodes": 1}})
+        cluster = service.cluster("scale", {"nodes": 1})
     fill_start = time.monotonic()
     fill(service.var_dir)
     fill_seconds = time.monotonic() - fill_start
+    # Measured with the dispatcher off: the stored jobs are records, not work to launch.
+    service.server.env["PROVISIONER_START_DISPATCHER"] = "false"
     with service:
         running = p50(service, f"{cluster}/jobs?state=running&limit=100")
         grouped = p50(service, "/v1/jobs?rep_grp=group-7&limit=100")
         start = time.monotonic()
-        service.server.request("POST", f"{cluster}/jobs?rep_grp=posted",
-                               [{"cmd": "true"} for _ in range(POST_JOBS)], service.token)
+        service.call("POST", f"{cluster}/jobs?rep_grp=posted", [{"cmd": "true"} for _ in range(POST_JOBS)])
         post = time.monotonic() - start
         rss = resident_mb(service.server.process.pid)
     size = os.path.getsize(service.var_dir / "Data.fs") / 2**20

@@ -377,14 +377,16 @@ def effective_options(spec, given):
 
 
 def mask_secrets(spec, options):
-    """A copy of ``options`` fit to show: secret values replaced by ``"******"``."""
+    """A copy of ``options`` fit to show: secret values replaced by
+    ``"******"``. The other values are shared, not copied (it is on the hot
+    path of every read): render them, do not change them."""
     secret = {
         name
         for section in OPTION_SECTIONS
         for name, option in spec.get(section, {}).items()
         if option.get("secret")
     }
-    return {name: SECRET_MASK if name in secret else copy.deepcopy(value) for name, value in options.items()}
+    return {name: SECRET_MASK if name in secret else value for name, value in options.items()}
 
 
 # --- normalizing an options document ---------------------------------------

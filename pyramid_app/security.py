@@ -11,6 +11,7 @@ import secrets
 from pathlib import Path
 
 from pyramid.authorization import ACLHelper, Authenticated, Everyone
+from pyramid.request import RequestLocalCache
 
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
@@ -80,7 +81,15 @@ def job_secret(key, job_id, attempt):
 
 
 class TokenSecurityPolicy:
+    def __init__(self):
+        # Pyramid asks for the identity several times a request (views,
+        # permits, pyramid_tm's annotation): look the token up once.
+        self._identities = RequestLocalCache(self._load_identity)
+
     def identity(self, request):
+        return self._identities.get_or_create(request)
+
+    def _load_identity(self, request):
         """The User the request's bearer token belongs to, or None; why it is
         None is kept on the request for the 401 message."""
         token = bearer_token(request)
