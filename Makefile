@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	$(BIN)/pip install -q --upgrade pip 'setuptools<81' wheel
 
 $(VENV)/.installed: setup.py | $(BIN)/python
 	$(BIN)/pip install -q -e .

@@ -2,6 +2,8 @@ from setuptools import find_packages, setup
 
 requires = [
     "pyramid>=2.0",
+    # pyramid 2.1 imports pkg_resources, which newer setuptools releases drop.
+    "setuptools<81",
     "waitress",
     "colander>=2.0",
     "ZODB>=6",

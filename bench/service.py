@@ -1,7 +1,9 @@
 """What every benchmark shares: a service started the way `make run` starts
 it (pserve development.ini http_port= var_dir=), a logged-in client, and
 median/spread reporting."""
+import atexit
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -20,6 +22,7 @@ ANSIBLE_ENV = dict(os.environ, ANSIBLE_CONFIG=str(REPOSITORY / "ansible.cfg"), A
 class Service:
     def __init__(self, **env):
         self.var_dir = Path(tempfile.mkdtemp(prefix="provisioner-bench-"))
+        atexit.register(shutil.rmtree, self.var_dir, True)
         self.server = Server(self.var_dir, env=dict(PROVISIONER_ADMIN_PASSWORD=ADMIN_PASSWORD, **env))
 
     def __enter__(self):

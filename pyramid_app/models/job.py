@@ -9,6 +9,7 @@ every index is a BTree with Length counters, which resolve concurrent
 increments instead of conflicting."""
 import itertools
 import time
+from collections import Counter
 from datetime import datetime, timezone
 from itertools import islice
 
@@ -159,8 +160,8 @@ class JobTable(Folder):
     def submit(self, specs):
         """Add jobs (all or none: the caller's transaction) in order; a dep
         names a job already here or earlier in `specs`."""
-        names = [spec["name"] for spec in specs if spec["name"] is not None]
-        taken = sorted({name for name in names if name in self} | {n for n in names if names.count(n) > 1})
+        given = Counter(spec["name"] for spec in specs if spec["name"] is not None)
+        taken = sorted(name for name, times in given.items() if times > 1 or name in self)
         if taken:
             raise Conflict(f"Job names taken or repeated: {', '.join(taken)}.", code="NameTaken")
         jobs = []

@@ -40,7 +40,7 @@ def _job_specs(request, cluster):
     if "cpus" in defaults and defaults["cpus"] == int(defaults["cpus"]):
         defaults["cpus"] = int(defaults["cpus"])
     schema, specs, problems = schemas.JobSpec(), [], []
-    known = set(cluster.jobs.names())
+    earlier = set()  # names given earlier in this body; the cluster's own are looked up one by one
     for index, item in enumerate(items):
         prefix = f"[{index}]." if isinstance(body, list) else ""
         try:
@@ -49,12 +49,12 @@ def _job_specs(request, cluster):
             problems += [detail("body", prefix + name, text) for name, text in sorted(invalid.asdict().items())]
             continue
         for dep in spec["deps"]:
-            if dep not in known:
+            if dep not in earlier and dep not in cluster.jobs:
                 problems.append(detail("body", f"{prefix}deps", f"no job {dep!r} in the cluster or earlier"))
         if spec["node"] is not None and spec["node"] not in cluster.node_resources:
             problems.append(detail("body", f"{prefix}node", f"no node {spec['node']!r} in the cluster"))
         if spec["name"] is not None:
-            known.add(spec["name"])
+            earlier.add(spec["name"])
         specs.append(spec)
     if problems:
         raise ValidationFailed(f"Invalid jobs: {', '.join(sorted({p['name'] for p in problems}))}; nothing was "

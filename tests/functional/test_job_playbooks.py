@@ -127,17 +127,6 @@ def local_cluster(tmp_path):
     kill_leftovers(*node_dirs.values())
 
 
-# ------------------------------------------------------------------ syntax
-
-
-@pytest.mark.parametrize("playbook", ["job_launch.yml", "job_status.yml", "job_cancel.yml"])
-@needs_ansible
-def test_job_playbook_syntax(tmp_path, playbook):
-    inventory, _ = write_inventory(tmp_path, {"nodes": 2})
-    run = run_playbook(playbook, inventory, "--syntax-check", cwd=tmp_path)
-    assert run.rc == 0, run
-
-
 # ------------------------------------------------------------ local provider
 
 

@@ -217,7 +217,7 @@ def test_inventory_refuses_a_relative_workdir(tmp_path):
         render({"workdir": "relative/dir"}, tmp_path / "var")
 
 
-@pytest.mark.parametrize("playbook", ["cluster_create.yml", "cluster_update.yml", "cluster_teardown.yml"])
+@pytest.mark.parametrize("playbook", sorted(path.name for path in PLAYBOOKS.glob("*.yml")))
 @needs_ansible
 def test_playbook_syntax(tmp_path, playbook):
     inventory, _ = write_inventory(tmp_path, {"nodes": 2})
