@@ -40,7 +40,8 @@ class Service:
     def call(self, method, path, body=None):
         status, _, answer = self.server.request(method, path, body, getattr(self, "token", None))
         if status >= 400:
-            raise RuntimeError(f"{method} {path} answered {status}: {answer}")
+            log = self.server.log.read_text()[-4000:] if status >= 500 else ""
+            raise RuntimeError(f"{method} {path} answered {status}: {answer}\n{log}")
         return answer
 
     def wait(self, path, until, poll=0.02, timeout=600):

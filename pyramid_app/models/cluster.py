@@ -10,9 +10,8 @@ import colander
 from ..catalog import effective_options, mask_secrets, size_to_bytes
 from ..errors import Conflict, ValidationFailed, detail
 from ..rendering import TemplateError, inventory_as_json, inventory_nodes, parse_inventory, render_inventory
-from .base import new_id
 from ..resources import Folder
-from .base import Entity
+from .base import Entity, new_id
 from .job import ACTIVE, JobTable
 from .run import SCHEDULE_REQUESTS, Run, RunLog, after_commit
 
@@ -40,6 +39,11 @@ def configure(service, given_options, *, name, cluster_id, project, server):
     except TemplateError as error:
         raise ValidationFailed(f"These options do not make a valid inventory: {error}.",
                                [detail("body", "options", str(error))]) from None
+    try:
+        node_resources(parse_inventory(inventory))
+    except (TypeError, ValueError) as error:
+        raise ValidationFailed(f"The inventory's provisioner_node_cpus or provisioner_node_memory is not "
+                               f"usable: {error}.", [detail("body", "options", str(error))]) from None
     return options, inventory
 
 
@@ -108,11 +112,15 @@ class Cluster(Entity):
                                        project=self.project.name, server=server)
         runs = []
         removed = removed_nodes(self.inventory, inventory)
-        busy = sorted(node for node in removed for name in self.jobs.names_where("node", node)
-                      if self.jobs[name].state in ACTIVE)
+        busy = {node for node in removed for name in self.jobs.names_where("node", node)
+                if self.jobs[name].state in ACTIVE}
         if busy:
-            raise Conflict(f"Jobs are running on {', '.join(sorted(set(busy)))}, which this change removes; "
+            raise Conflict(f"Jobs are running on {', '.join(sorted(busy))}, which this change removes; "
                            "cancel them or wait for them first.", code="NodesBusy")
+        for job in [self.jobs[name] for state in ("dependent", "queued")
+                    for name in list(self.jobs.names_where("state", state))]:
+            if job.pinned_node in removed and not job.finished:
+                self.jobs.finish(job, "failed", fail_reason=f"its node {job.pinned_node} was removed")
         if removed:
             runs.append(Run("update", playbooks["teardown"], self.inventory, limit=",".join(removed)))
         runs.append(Run("update", playbooks["update"], inventory))
@@ -125,7 +133,7 @@ class Cluster(Entity):
         if self.state in ("deleting", "deleted"):
             raise Conflict(f"Cluster {self.name!r} is {self.state} already.", code="WrongState")
         for run in self.runs.values():
-            if run.step in JOB_STEPS and run.status == "queued":
+            if run.step in ("launch", "status") and run.status == "queued":  # cancel runs still kill
                 run.finish("canceled", reason="the cluster is being deleted")
         runs = []
         to_kill = self.cancel_jobs([self.jobs[name] for state in ("dependent", "queued") + ACTIVE
@@ -195,6 +203,8 @@ class Cluster(Entity):
         process must be killed (None when there are none)."""
         dirs = {}
         for job in jobs:
+            if job.finished:
+                continue  # failed already: cancelling an earlier job failed its dependents
             if self.jobs.cancel(job):
                 dirs.setdefault(job.node, []).append(self.job_dir(job))
         if dirs:
@@ -329,12 +339,17 @@ class Clusters(Folder):
         """Remove a deleted or failed cluster's record, and its jobs from the
         index callbacks use."""
         cluster.can_be_purged()
+        if cluster.running is not None or any(cluster.jobs.count("state", state) for state in ACTIVE):
+            raise Conflict(f"Cluster {cluster.name!r} still has a run or jobs out on its nodes; cancel the jobs "
+                           "(or DELETE the cluster) first.", code="WrongState")
+        cluster.app_root.job_clusters.pop((self.__parent__.name, cluster.name), None)
         jobs_by_id = cluster.app_root.jobs_by_id
         for job in cluster.jobs.values():
             jobs_by_id.pop(job.id, None)
         if service is not None:
             service.clusters_using.change(-1)
         self.remove(cluster.name)
+        self.__parent__.cluster_deleted()  # a deleting project may now be empty
 
     def live(self):
         return [cluster for cluster in self.values() if cluster.state in LIVE_STATES]

@@ -11,7 +11,6 @@ import itertools
 import time
 from collections import Counter
 from datetime import datetime, timezone
-from itertools import islice
 
 from BTrees.Length import Length
 from BTrees.OOBTree import OOBTree, OOTreeSet
@@ -86,6 +85,11 @@ class Job(Entity):
         if std:
             body.update(stdout=self.stdout_tail, stderr=self.stderr_tail)
         return body
+
+
+def is_out(job, attempt):
+    """Whether a report of `attempt` is news: the job is on a node in it."""
+    return job.state in ACTIVE and attempt == job.attempts
 
 
 def from_epoch(seconds):
@@ -197,7 +201,7 @@ class JobTable(Folder):
                 used[job.node] = (cpus + job.cpus, memory + job.memory_mb)
         return used
 
-    def pick(self, capacity, limit=10000):
+    def pick(self, capacity):
         """Assign queued jobs to nodes with free cpus and memory, highest
         priority first, oldest first within a priority. Returns
         {node: [jobs]} and moves them to launching."""
@@ -205,7 +209,7 @@ class JobTable(Folder):
         free = {node: [cpus - used.get(node, (0, 0))[0], memory - used.get(node, (0, 0))[1]]
                 for node, (cpus, memory) in capacity.items()}
         picked, misses = {}, 0
-        for key in list(islice(self.queue, limit)):  # a copy: picking changes the queue
+        for key in list(self.queue):  # a copy: picking changes the queue
             if misses >= MAX_MISSES:
                 break  # the nodes are full for what waits
             misses += 1
@@ -246,12 +250,12 @@ class JobTable(Folder):
         job.ended_at = job.ended_at or utcnow()
         self.move(job, state)
         for name in list(job.dependents):
-            dependent = self[name]
-            if dependent.state != "dependent":
+            dependent = self.get(name)
+            if dependent is None or dependent.state != "dependent":
                 continue
             if state != "succeeded":
                 self.finish(dependent, "failed", fail_reason=f"dependency {job.name} {state}")
-            elif all(self[d].state == "succeeded" for d in dependent.deps):
+            elif all(d not in self or self[d].state == "succeeded" for d in dependent.deps):
                 self.move(dependent, "queued")
 
     def receive(self, job, attempt, report):
@@ -259,7 +263,7 @@ class JobTable(Folder):
         request then writes one BTree entry (concurrent inserts of other keys
         merge) and none of the objects the dispatcher changes. False when it
         is not needed (an old attempt, or a job that is not out)."""
-        if job.finished or attempt != job.attempts or job.state not in ACTIVE:
+        if not is_out(job, attempt):
             return False
         self.inbox[job.name] = (attempt, report)
         return True
@@ -275,7 +279,7 @@ class JobTable(Folder):
         """What a node says of one attempt (a callback or a status sweep):
         running, finished, lost (its process vanished) or missing (never
         started). Reports of an old attempt or a finished job are ignored."""
-        if job.finished or attempt != job.attempts or job.state not in ACTIVE:
+        if not is_out(job, attempt):
             return False
         state = report.get("state")
         if state == "running":
@@ -315,6 +319,13 @@ class JobTable(Folder):
     def purge(self, job):
         if not job.finished:
             raise Conflict(f"Job {job.name!r} is {job.state}; cancel it before purging.", code="WrongState")
+        waiting = [name for name in job.dependents if name in self and not self[name].finished]
+        if waiting:
+            raise Conflict(f"Job {job.name!r} is a dependency of {', '.join(waiting)}, which have not finished.",
+                           code="WrongState")
+        for dep in job.deps:
+            if dep in self and job.name in self[dep].dependents:
+                self[dep].dependents.remove(job.name)
         self._remove_from("state", job.state, job.name)
         self._remove_from("rep_grp", job.rep_grp, job.name)
         self.place(job, None)

@@ -68,6 +68,8 @@ class Project(Entity):
         return False
 
     def cluster_deleted(self):
+        """A cluster of this project was torn down or purged: a deleting
+        project goes once none is left standing."""
         if self.state == "deleting" and all(c.state == "deleted" for c in self.clusters.values()):
             self.__parent__.delete(self)
 
@@ -88,6 +90,7 @@ class Projects(Folder):
     def delete(self, project):
         """Remove the project, its clusters' records and its memberships."""
         root = self.__parent__
+        project.state = "removed"  # its clusters' purges must not delete it again
         for cluster in list(project.clusters.values()):
             project.clusters.purge(cluster, root.services.lookup(cluster.service, cluster.version))
         for username in list(project.members.keys()):

@@ -161,14 +161,12 @@ class Dispatcher:
         if not self._scheduling.acquire(blocking=False):
             return
         try:
-            oids = SCHEDULE_REQUESTS.take()
-            if oids:
+            for oid in SCHEDULE_REQUESTS.take():
+                # One transaction per cluster: one that fails holds up no other.
                 try:
-                    retrying(manager, lambda: self._schedule(connection, oids), attempts=FINISH_ATTEMPTS)
+                    retrying(manager, lambda: self._schedule(connection, oid), attempts=FINISH_ATTEMPTS)
                 except Exception:
-                    for oid in oids:  # try again on the next turn
-                        SCHEDULE_REQUESTS.add(oid)
-                    raise
+                    log.exception("scheduling the jobs of cluster %r failed", oid)
             if time.monotonic() >= self._next_sweep:
                 self._next_sweep = time.monotonic() + self.sweep_seconds
                 retrying(manager, lambda: self._sweep(app_root(connection)))
@@ -176,17 +174,16 @@ class Dispatcher:
             self._scheduling.release()
 
     @staticmethod
-    def _schedule(connection, oids):
+    def _schedule(connection, oid):
         root = app_root(connection)
-        for oid in oids:
-            try:
-                cluster = connection.get(oid)
-                cluster.state  # noqa: B018 -- load it: a purged cluster raises here
-            except POSKeyError:
-                continue
-            service = root.services.lookup(cluster.service, cluster.version)
-            if service is not None and "launch" in service.playbooks:
-                cluster.schedule(service.playbooks, root.run_queue)
+        try:
+            cluster = connection.get(oid)
+            cluster.state  # noqa: B018 -- load it: a purged cluster raises here
+        except POSKeyError:
+            return
+        service = root.services.lookup(cluster.service, cluster.version)
+        if service is not None and "launch" in service.playbooks:
+            cluster.schedule(service.playbooks, root.run_queue)
 
     @staticmethod
     def _sweep(root):
@@ -248,8 +245,23 @@ class Dispatcher:
             run.finish(status, rc, recorder.host_summary(), reason)
             run.cluster.run_finished(run, recorder.reports)
         # A run's end must be recorded, or its cluster waits forever: keep
-        # trying through any burst of conflicting reports.
-        retrying(manager, finish, attempts=FINISH_ATTEMPTS)
+        # trying through any burst of conflicting reports, and if moving the
+        # cluster on fails, record the failure plainly instead.
+        try:
+            retrying(manager, finish, attempts=FINISH_ATTEMPTS)
+        except Exception as exc:
+            log.exception("recording the end of run %s failed", run.id)
+            retrying(manager, lambda: self._give_up(run, exc), attempts=FINISH_ATTEMPTS)
+
+    @staticmethod
+    def _give_up(run, exc):
+        app_root(run._p_jar).running_runs.pop(run.id, None)
+        run.finish("failed", run.rc, run.hosts, f"the service could not record this run's end: {exc}")
+        cluster = run.cluster
+        cluster.running = None
+        if run in cluster.step_runs:
+            cluster.state = "failed"
+            cluster.state_reason = f"The {cluster.step} step could not be recorded: {exc}; POST .../retry."
 
     def _launch_extravars(self, manager, run):
         """The job specs for job_launch.yml, each with its callback secret,

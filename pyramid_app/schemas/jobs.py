@@ -25,6 +25,11 @@ class StrictNumber(colander.Number):
         return cstruct
 
 
+def _finite_cpus(node, value):
+    if not 0 <= value <= 1024:  # also refuses nan, which compares false
+        raise colander.Invalid(node, f"{value!r} is not between 0 and 1024")
+
+
 def _size(node, value):
     try:
         if size_to_bytes(value) < 1024 * 1024:
@@ -82,7 +87,8 @@ class JobDefaults(colander.MappingSchema):
     """Query-string defaults for every job in the body (text, parsed)."""
 
     cwd = colander.SchemaNode(colander.String(), missing=colander.drop)
-    cpus = colander.SchemaNode(colander.Float(), missing=colander.drop)
+    cpus = colander.SchemaNode(colander.Float(), missing=colander.drop,
+                               validator=lambda node, value: _finite_cpus(node, value))
     memory = colander.SchemaNode(colander.String(), missing=colander.drop)
     time = colander.SchemaNode(colander.String(), missing=colander.drop)
     retries = colander.SchemaNode(colander.Int(), missing=colander.drop)
@@ -128,17 +134,34 @@ class Job(Entity):
     peak_ram = colander.SchemaNode(colander.Float(), missing=None, description="MB")
 
 
-class JobReport(colander.MappingSchema):
-    """What a node's job wrapper reports when an attempt ends; its result
-    fields (exit_code, walltime, ...) are kept as they come."""
+def _optional(typ, *validators):
+    return colander.SchemaNode(typ, missing=None, validator=colander.All(*validators) if validators else None)
 
-    def schema_type(self, **kw):
-        return colander.Mapping(unknown="preserve")
+
+EPOCH_RANGE = colander.Range(0, 2**33)  # seconds since 1970, until the year 2242
+MEASURE_RANGE = colander.Range(0, 10**9)
+
+
+class JobReport(colander.MappingSchema):
+    """What a node's job wrapper reports about an attempt; other fields it
+    sends are ignored."""
 
     job = colander.SchemaNode(StrictString())
     attempt = colander.SchemaNode(StrictInteger())
     secret = colander.SchemaNode(StrictString())
-    state = colander.SchemaNode(StrictString(), missing="finished")
+    state = colander.SchemaNode(StrictString(), missing="finished",
+                                validator=colander.OneOf(["running", "finished", "lost", "missing"]))
+    pid = _optional(StrictInteger())
+    exit_code = _optional(StrictInteger(), colander.Range(-255, 255))
+    signal = _optional(StrictInteger(), colander.Range(0, 128))
+    fail_reason = _optional(StrictString(), colander.Length(0, 200))
+    started_at = _optional(StrictNumber(), EPOCH_RANGE)
+    ended_at = _optional(StrictNumber(), EPOCH_RANGE)
+    walltime = _optional(StrictNumber(), MEASURE_RANGE)
+    cputime = _optional(StrictNumber(), MEASURE_RANGE)
+    peak_ram = _optional(StrictNumber(), MEASURE_RANGE)
+    stdout_tail = _optional(StrictString())
+    stderr_tail = _optional(StrictString())
 
 
 class CancelCount(colander.MappingSchema):

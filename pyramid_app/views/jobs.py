@@ -37,7 +37,7 @@ def _job_specs(request, cluster):
         raise ValidationFailed(f"At most {schemas.MAX_JOBS_PER_REQUEST} jobs per request.",
                                [detail("body", "", f"{len(items)} jobs")])
     defaults = dict(request.validated_query)
-    if "cpus" in defaults and defaults["cpus"] == int(defaults["cpus"]):
+    if "cpus" in defaults and defaults["cpus"].is_integer():
         defaults["cpus"] = int(defaults["cpus"])
     schema, specs, problems = schemas.JobSpec(), [], []
     earlier = set()  # names given earlier in this body; the cluster's own are looked up one by one
@@ -73,8 +73,10 @@ def submit_jobs(request):
     jobs = cluster.jobs.submit(specs)
     cluster.request_scheduling()
     dispatcher = request.registry.dispatcher
-    if dispatcher.callback_url is None:
-        dispatcher.callback_url = request.application_url
+    if dispatcher.callback_url is None and request.environ.get("SERVER_PORT"):
+        # The port this server listens on, never the client's Host header
+        # (which anyone could point at their own host to collect reports).
+        dispatcher.callback_url = f"http://127.0.0.1:{request.environ['SERVER_PORT']}"
     if not isinstance(body, list):
         return created(request, jobs[0].as_json())
     request.response.status_int = 201
@@ -185,6 +187,8 @@ def delete_job(request):
     if request.validated_query["purge"]:
         cluster.jobs.purge(job)
         return no_content(request)
+    if job.finished:
+        raise Conflict(f"Job {job.name!r} is {job.state} already.", code="WrongState")
     kill = cluster.cancel_jobs([job])
     if kill:
         cluster.queue_cancel_run(kill, request.app_root.run_queue)

@@ -254,3 +254,41 @@ def test_scaling_down_refuses_to_strand_running_jobs(api):
     assert assert_error(response, 409, "NodesBusy")["message"].startswith("Jobs are running on node-2")
     api.testapp.delete(f"{JOBS}/{busy}", headers=api.as_admin)
     assert api.testapp.get("/v1/projects/demo/clusters/shared", headers=api.as_admin).json["state"] == "active"
+
+
+def test_cancelling_a_chain_and_purging_dependencies(api):
+    """Cancelling a job fails its dependents; bulk cancel and purge cope."""
+    group, first, second, third = unique("chain"), unique("a"), unique("b"), unique("c")
+    submit(api, [{"name": first, "cmd": "true", "node": "node-2", "cpus": 64, "rep_grp": group},
+                 {"name": second, "cmd": "true", "deps": [first], "rep_grp": group},
+                 {"name": third, "cmd": "true", "deps": [second], "rep_grp": group}])
+    assert api.testapp.delete(f"{JOBS}?rep_grp={group}", headers=api.as_admin).json["count"] == 3
+    states = {j["name"]: (j["state"], j["fail_reason"]) for j in
+              api.testapp.get(f"{JOBS}?rep_grp={group}", headers=api.as_admin).json["items"]}
+    assert states[first] == ("cancelled", "cancelled")
+    assert states[third] == ("failed", f"dependency {second} failed")
+    api.testapp.delete(f"{JOBS}/{second}?purge=true", headers=api.as_admin, status=204)
+    api.testapp.delete(f"{JOBS}/{first}?purge=true", headers=api.as_admin, status=204)
+
+
+def test_a_dependency_cannot_be_purged_while_its_dependent_waits(api):
+    dep, waiting = unique("dep"), unique("waiting")
+    submit(api, [{"name": dep, "cmd": "exit 0"},
+                 {"name": waiting, "cmd": "true", "deps": [dep], "node": "node-2", "cpus": 64}])
+    finished(api, dep)
+    response = api.testapp.delete(f"{JOBS}/{dep}?purge=true", headers=api.as_admin, status=409)
+    assert waiting in assert_error(response, 409)["message"]
+    api.testapp.delete(f"{JOBS}/{waiting}", headers=api.as_admin)
+
+
+def test_bad_query_defaults_are_400(api):
+    for query in ("?cpus=inf", "?cpus=nan", "?cpus=1e400", "?cpus=-1"):
+        assert_error(submit(api, {"cmd": "true"}, query=query, status=400), 400)
+
+
+def test_reports_with_bad_fields_are_400(api):
+    job = submit(api, {"name": unique("typed"), "cmd": "sleep 5"}).json
+    for bad in ({"started_at": "yesterday"}, {"started_at": 1e300}, {"exit_code": "0"}, {"state": "exploded"}):
+        body = dict({"job": job["id"], "attempt": 1, "secret": "0" * 64}, **bad)
+        assert_error(api.testapp.post_json("/v1/job-reports", body, status=400), 400)
+    api.testapp.delete(f"{JOBS}/{job['name']}", headers=api.as_admin)

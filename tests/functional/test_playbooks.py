@@ -351,7 +351,7 @@ def test_ssh_create_fails_on_an_unreachable_host(tmp_path, ssh_env):
 # -------------------------------------------------------------------- lint
 
 
-def test_ansible_lint_passes():
+def test_ansible_lint_passes_on_every_playbook_and_role():
     if ANSIBLE_LINT is None:
         pytest.skip("ansible-lint is not installed (pip install ansible-lint)")
     result = subprocess.run(
@@ -369,3 +369,4 @@ def test_ansible_lint_passes():
         timeout=600,
     )
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    assert "Profile 'production' was required, and it passed" in result.stdout + result.stderr
