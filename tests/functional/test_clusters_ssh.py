@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import webtest
+from webtest.http import StopableWSGIServer
 
 from pyramid_app import main
 from tests.conftest import Client, close, in_state, settings_for, wait_for
@@ -50,3 +51,26 @@ def test_create_scale_down_and_tear_down_on_two_ssh_hosts(api, sshd_hosts, tmp_p
     cluster, _ = wait_for(testapp, f"{CLUSTERS}/remote", admin, in_state("deleted", "failed"))
     assert cluster["state"] == "deleted", cluster["state_reason"]
     assert not (workdir / "node-1").exists()
+
+
+def test_jobs_on_ssh_nodes_report_their_output(api, sshd_hosts, tmp_path):
+    testapp, admin = api.testapp, api.as_admin
+    # The wrappers on the "remote" hosts call back to this test's app.
+    server = StopableWSGIServer.create(testapp.app)
+    testapp.app.registry.dispatcher.callback_url = server.application_url.rstrip("/")
+    try:
+        testapp.post_json(CLUSTERS, {"name": "remote", "service": "batch",
+                                     "options": sshd_hosts.batch_options(tmp_path / "remote")}, headers=admin)
+        cluster, _ = wait_for(testapp, f"{CLUSTERS}/remote", admin, in_state("active", "failed"))
+        assert cluster["state"] == "active", cluster["state_reason"]
+        jobs = f"{CLUSTERS}/remote/jobs"
+        testapp.post_json(f"{jobs}?rep_grp=remote", [{"name": "ok", "cmd": "echo from $(hostname)"},
+                                                     {"name": "bad", "cmd": "echo oops >&2; exit 4"}], headers=admin)
+        done = lambda j: j["state"] in ("succeeded", "failed", "cancelled", "lost")  # noqa: E731
+        ok = wait_for(testapp, f"{jobs}/ok?std=true", admin, done)[0]
+        bad = wait_for(testapp, f"{jobs}/bad?std=true", admin, done)[0]
+        assert ok["state"] == "succeeded" and ok["stdout"].startswith("from ")
+        assert (bad["state"], bad["exit_code"], bad["stderr"]) == ("failed", 4, "oops\n")
+        assert testapp.get(f"{jobs}/bad/stderr", headers=admin).text == "oops\n"
+    finally:
+        server.shutdown()
