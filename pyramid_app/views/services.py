@@ -52,33 +52,33 @@ def delete_service_version(request):
     return no_content(request)
 
 
+def _change(request, **configuration):
+    """One part of a registered (not built-in) version, checked as a whole."""
+    entry = request.context
+    entry.refuse_change_if_builtin()
+    entry.configure(server=_server(request), **configuration)
+    return entry.as_json()
+
+
 @endpoint("service_template", "PUT", summary="Replace the inventory template (admins): text/plain, or JSON "
           "{\"template\": ...}.", permission="admin", body=schemas.TemplatePut(),
           body_types=("text/plain", "application/json"), text_field="template",
           response=schemas.ServiceVersion(), errors=(400, 401, 403, 404, 409, 415), tags=TAGS)
 def put_template(request):
-    entry = request.context
-    entry.refuse_change_if_builtin()
-    entry.configure(template=request.validated["template"], server=_server(request))
-    return entry.as_json()
+    return _change(request, template=request.validated["template"])
 
 
 @endpoint("service_options", "PUT", summary="Replace the options specification (admins); the template must "
           "still render with the new defaults.", permission="admin", body=schemas.AnyObject(),
           response=schemas.ServiceVersion(), errors=(400, 401, 403, 404, 409, 415), tags=TAGS)
 def put_options(request):
-    entry = request.context
-    entry.refuse_change_if_builtin()
-    entry.configure(options=request.validated, server=_server(request))
-    return entry.as_json()
+    return _change(request, options=request.validated)
 
 
 @endpoint("service_playbooks", "PUT", summary="Set the playbook of each step (admins): file names in the "
           "server's playbooks directory, nothing else.", permission="admin", body=schemas.Playbooks(),
           response=schemas.ServiceVersion(), errors=(400, 401, 403, 404, 409, 415), tags=TAGS)
 def put_playbooks(request):
-    entry = request.context
-    entry.refuse_change_if_builtin()
+    request.context.refuse_change_if_builtin()
     check_playbooks(request.validated, settings.get(request, "playbooks_dir"))
-    entry.configure(playbooks=request.validated)
-    return entry.as_json()
+    return _change(request, playbooks=request.validated)
