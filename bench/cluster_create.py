@@ -5,7 +5,6 @@ import shutil
 import statistics
 import subprocess
 import time
-from pathlib import Path
 
 from bench.service import ANSIBLE_ENV, BIN, REPOSITORY, Service, figure, summary
 

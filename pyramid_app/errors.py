@@ -7,7 +7,7 @@ every error: the service's own, colander's, Pyramid's and unexpected ones.
 """
 import logging
 
-from pyramid.httpexceptions import HTTPException, HTTPForbidden, HTTPNotFound
+from pyramid.httpexceptions import HTTPException
 from pyramid.exceptions import PredicateMismatch
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
 from pyramid.interfaces import IRoutesMapper

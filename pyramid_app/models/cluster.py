@@ -288,10 +288,11 @@ class Cluster(Entity):
         return self.running if self.running in self.step_runs else None
 
     def as_json(self):
-        path = super().as_json()["url"]
+        common = super().as_json()
+        path = common["url"]
         current = self.current_run
         last = current or (self.step_runs[-1] if self.step_runs else None)
-        return dict(super().as_json(), service=self.service, version=self.version, state=self.state,
+        return dict(common, service=self.service, version=self.version, state=self.state,
                     state_reason=self.state_reason, step=self.step,
                     options=mask_secrets(self.options_spec, self.options), nodes=self.nodes,
                     progress=last.progress if last is not None else None,

@@ -251,7 +251,8 @@ class Dispatcher:
             retrying(manager, finish, attempts=FINISH_ATTEMPTS)
         except Exception as exc:
             log.exception("recording the end of run %s failed", run.id)
-            retrying(manager, lambda: self._give_up(run, exc), attempts=FINISH_ATTEMPTS)
+            error = exc  # bound here: `exc` is unset once the except clause ends
+            retrying(manager, lambda: self._give_up(run, error), attempts=FINISH_ATTEMPTS)
 
     @staticmethod
     def _give_up(run, exc):

@@ -600,7 +600,7 @@ def test_a_job_outlives_the_session_that_started_it(jobs_root):
     specs_file.write_text(json.dumps([spec]))
     # like Ansible: the launcher's whole session is killed once it is done
     launcher = subprocess.Popen(
-        ["/bin/sh", "-c", f'"$0" "$1" start-batch < "$2" > /dev/null; sleep 60',
+        ["/bin/sh", "-c", '"$0" "$1" start-batch < "$2" > /dev/null; sleep 60',
          sys.executable, str(WRAPPER), str(specs_file)],
         start_new_session=True,
     )
