@@ -1,15 +1,17 @@
 """Every route of the API, and the factories that find the object a path
-names. A factory answers 404 for an object the caller may not see, so that
-its existence is not revealed; views then only check permissions."""
+names. A factory answers 404 for a project the caller may not see (is not a
+member of), so that its existence is not revealed; views then check
+permissions, the one ACL check of a request."""
 from pyramid.httpexceptions import HTTPForbidden
 
 from .errors import NotFound
 
 
 def _visible(request, obj, what):
-    if request.identity is None:
+    user = request.identity
+    if user is None:
         raise HTTPForbidden()  # -> 401: say nothing about objects to strangers
-    if obj is None or not request.has_permission("view", obj):
+    if obj is None or not user.sees(obj):
         raise NotFound(f"No {what} named {request.matchdict[what]!r} that you can see.")
     return obj
 
@@ -58,23 +60,8 @@ def job_factory(request):
 
 def includeme(config):
     add = config.add_route
-    add("version", "/v1/version")
-    add("openapi", "/v1/openapi.json")
-    add("healthz", "/healthz")
-    add("info", "/v1/info")
-    add("token", "/v1/auth/token")
-    add("me", "/v1/users/me")
-    add("users", "/v1/users")
-    add("user", "/v1/users/{user}")  # "me" is matched first and reserved
-    add("projects", "/v1/projects")
-    add("project", "/v1/projects/{project}", factory=project_factory)
-    add("members", "/v1/projects/{project}/members", factory=project_factory)
-    add("member", "/v1/projects/{project}/members/{user}", factory=project_factory)
-    add("services", "/v1/services")
-    add("service", "/v1/services/{service}", factory=service_factory)
-    add("service_version", "/v1/services/{service}/{version}", factory=service_version_factory)
-    for part in ("template", "options", "playbooks"):
-        add(f"service_{part}", f"/v1/services/{{service}}/{{version}}/{part}", factory=service_version_factory)
+    # Pyramid tries routes in the order added: clusters and jobs, the most
+    # requested, come first.
     clusters = "/v1/projects/{project}/clusters"
     add("clusters", clusters, factory=project_factory)
     # PUT may create the cluster, so its context is the project.
@@ -92,6 +79,23 @@ def includeme(config):
     add("job_restart", jobs + "/{job}/restart", factory=job_factory)
     add("job_stdout", jobs + "/{job}/stdout", factory=job_factory)
     add("job_stderr", jobs + "/{job}/stderr", factory=job_factory)
+    add("version", "/v1/version")
+    add("openapi", "/v1/openapi.json")
+    add("healthz", "/healthz")
+    add("info", "/v1/info")
+    add("token", "/v1/auth/token")
+    add("me", "/v1/users/me")
+    add("users", "/v1/users")
+    add("user", "/v1/users/{user}")  # "me" is matched first and reserved
+    add("projects", "/v1/projects")
+    add("project", "/v1/projects/{project}", factory=project_factory)
+    add("members", "/v1/projects/{project}/members", factory=project_factory)
+    add("member", "/v1/projects/{project}/members/{user}", factory=project_factory)
+    add("services", "/v1/services")
+    add("service", "/v1/services/{service}", factory=service_factory)
+    add("service_version", "/v1/services/{service}/{version}", factory=service_version_factory)
+    for part in ("template", "options", "playbooks"):
+        add(f"service_{part}", f"/v1/services/{{service}}/{{version}}/{part}", factory=service_version_factory)
     add("all_jobs", "/v1/jobs")
     add("job_reports", "/v1/job-reports")
     add("uploads", "/v1/uploads")

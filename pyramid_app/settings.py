@@ -80,6 +80,10 @@ def load(raw_settings, environ=os.environ):
     uri = settings.get("zodbconn.uri") or "file://{var_dir}/Data.fs"
     settings["zodbconn.uri"] = uri.replace("{var_dir}", str(var_dir))
     settings.setdefault("retry.attempts", 3)
+    # A transaction manager per request, as the cookiecutter starter does:
+    # pyramid_zodbconn's closing abort then finds no transaction to end
+    # instead of beginning and aborting a second one (an eighth of a GET).
+    settings.setdefault("tm.manager_hook", "pyramid_tm.explicit_manager")
     return settings
 
 

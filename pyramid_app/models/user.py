@@ -19,6 +19,11 @@ class User(Entity):
         self.projects = OOTreeSet()  # names of the projects this user belongs to
         self.token_digests = OOTreeSet()
 
+    def sees(self, project):
+        """Whether the user may see `project`: admins see every project,
+        others those they are members of (whatever the role)."""
+        return self.admin or project.name in self.projects
+
     def set_password(self, password):
         self.password_hash = hash_password(password)
         self.touch()

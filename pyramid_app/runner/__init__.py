@@ -11,7 +11,27 @@ def stats(request):
     return {"slots": dispatcher.slots, "busy": dispatcher.busy, "queued": len(request.app_root.run_queue)}
 
 
+def callback_url_tween_factory(handler, registry):
+    """Without provisioner.callback_url, job wrappers report to the port this
+    server listens on, learned from the first request of any kind: a job POST
+    alone would leave the jobs launched after a restart without callbacks
+    until the next one. Never the client's Host header, which anyone could
+    point at their own host to collect reports. A tween, not a NewRequest
+    subscriber: any subscriber makes Pyramid look up listeners for every
+    event of every request."""
+    dispatcher = registry.dispatcher
+
+    def learn_callback_url(request):
+        port = request.environ.get("SERVER_PORT")
+        if dispatcher.callback_url is None and port:
+            dispatcher.callback_url = f"http://127.0.0.1:{port}"
+        return handler(request)
+
+    return learn_callback_url
+
+
 def includeme(config):
+    config.add_tween("pyramid_app.runner.callback_url_tween_factory")
     registry = config.registry
     registry.mode = "started"
     var_dir = settings.get(registry, "var_dir")
