@@ -21,7 +21,7 @@ GROUPS = 100
 SAMPLES = 50
 POST_JOBS = 10000
 SPEC = {"cmd": "true", "cwd": "", "env": {}, "cpus": 1, "memory": "1G", "time": "1h", "retries": 0,
-        "priority": 0, "deps": [], "node": None}
+        "priority": 0, "deps": [], "node": None, "files": []}
 
 
 def fill(var_dir):

@@ -2,20 +2,26 @@
 validates its query string and body with colander schemas, and records the
 schemas for openapi.py. Views receive validated data and stay thin."""
 import json
+import math
+import re
 from urllib.parse import urlencode
 
 import colander
+import orjson
 import venusian
+from pyramid.interfaces import PHASE1_CONFIG
 
 from .errors import APIError, ValidationFailed, detail
 from .schemas.common import QueryBoolean, StrictBoolean, StrictInteger
 
 JSON = "application/json"
+MAX_JSON_DEPTH = 64  # far deeper than any document of the API
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class endpoint:
     def __init__(self, route, method, *, summary, permission=None, body=None, query=None,
-                 response=None, status=200, errors=(), body_types=(JSON,), text_field=None,
+                 response=None, status=200, other_statuses=(), errors=(), body_types=(JSON,), text_field=None,
                  produces=JSON, tags=(), one_or_many=False, raw_body=None):
         self.route = route
         self.one_or_many = one_or_many  # the body is one object or an array; the view validates each
@@ -27,10 +33,11 @@ class endpoint:
         self.query = query
         self.response = response
         self.status = status
+        self.other_statuses = other_statuses  # success statuses the view sets itself; 204 has no body
         self.errors = tuple(errors)
         self.body_types = body_types
         self.text_field = text_field  # a text/plain body becomes {text_field: body}
-        self.produces = produces
+        self.produces = produces  # a content type, or a tuple of them when a query parameter chooses
         self.tags = tags
 
     def __call__(self, view):
@@ -43,20 +50,18 @@ class endpoint:
             return view(request)
 
         def register(scanner, name, wrapped):
-            config = scanner.config
-            config.add_view(validating_view, route_name=spec.route, request_method=spec.method,
-                            permission=spec.permission, renderer="json" if spec.produces == JSON else None)
-            config.registry.endpoints.append(spec)
+            scanner.config.registry.endpoints.append(spec)  # add_views adds the view
 
         validating_view.__doc__ = view.__doc__
         self.view = view
+        self.validating_view = validating_view
         venusian.attach(view, register, category="pyramid")
         return view
 
     def validate_query(self, request):
         if self.query is None:
             return {}
-        return deserialize(self.query, dict(request.GET), "querystring")
+        return deserialize(self.query, query_fields(request), "querystring")
 
     def validate_body(self, request):
         if self.body is None or self.one_or_many:
@@ -87,14 +92,45 @@ def decode_utf8(raw):
                        details=[detail("body", "", str(exc))]) from None
 
 
+def query_fields(request):
+    """The query string's fields; webob decodes them when first read, and
+    %-escapes may hide bytes that are not UTF-8."""
+    try:
+        return dict(request.GET)
+    except UnicodeDecodeError as exc:
+        raise APIError("The query string is not valid UTF-8.", code="MalformedRequest",
+                       details=[detail("querystring", "", str(exc))]) from None
+
+
 def _refuse_constant(name):
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _refuse_what_only_json_loads_takes(document):
+    """Lone surrogates ("\\ud800" escapes), which no UTF-8 text can hold;
+    numbers too large for a float (1e400 parses as infinity, which no JSON
+    answer can carry); and nesting deep enough to exhaust the stack of
+    whatever reads the document next (pickling, rendering)."""
+    stack = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str) and LONE_SURROGATE.search(value):
+            raise ValueError("a \\u escape names a lone surrogate, which is no character")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("a number is too large")
+        if isinstance(value, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"objects and arrays are nested deeper than {MAX_JSON_DEPTH} levels")
+            children = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
+
+
 def parse_json(text):
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
-    except ValueError as exc:
+        document = json.loads(text, parse_constant=_refuse_constant)
+        _refuse_what_only_json_loads_takes(document)
+        return document
+    except (ValueError, RecursionError) as exc:
         raise APIError(f"The body is not valid JSON: {exc}.", code="MalformedJSON",
                        details=[detail("body", "", str(exc))]) from None
 
@@ -155,5 +191,32 @@ def no_content(request):
     return response
 
 
+def json_renderer(info):
+    """Pyramid's "json" renderer with orjson; json.dumps takes over the rare
+    values orjson refuses (integers beyond 64 bits, keys that are not
+    strings), so every response that rendered before still renders."""
+    def render(value, system):
+        request = system.get("request")
+        if request is not None and request.response.content_type == request.response.default_content_type:
+            request.response.content_type = JSON
+        try:
+            return orjson.dumps(value)
+        except TypeError:
+            return json.dumps(value).encode()
+    return render
+
+
+def add_views(config):
+    """The views of every scanned endpoint, reads first: Pyramid tries the
+    views of a route in the order they were added, raising and catching an
+    exception for each whose method does not match."""
+    for spec in sorted(config.registry.endpoints, key=lambda spec: spec.method != "GET"):
+        config.add_view(spec.validating_view, route_name=spec.route, request_method=spec.method,
+                        permission=spec.permission, renderer="json" if spec.produces == JSON else None)
+
+
 def includeme(config):
     config.registry.endpoints = []
+    config.add_renderer("json", json_renderer)
+    # at commit, once config.scan has collected every endpoint
+    config.action(None, lambda: add_views(config), order=PHASE1_CONFIG)

@@ -30,6 +30,8 @@ from pathlib import Path
 import colander
 import yaml
 
+from .rendering import SecretReference
+
 OPTION_SECTIONS = ("required", "optional", "advanced")
 SECTIONS = OPTION_SECTIONS + ("descriptions",)
 # Also the key order of a normalized spec.
@@ -376,17 +378,45 @@ def effective_options(spec, given):
     return copy.deepcopy(options_schema(spec).deserialize(given))
 
 
-def mask_secrets(spec, options):
-    """A copy of ``options`` fit to show: secret values replaced by
-    ``"******"``. The other values are shared, not copied (it is on the hot
-    path of every read): render them, do not change them."""
-    secret = {
+def secret_names(spec):
+    return {
         name
         for section in OPTION_SECTIONS
         for name, option in spec.get(section, {}).items()
         if option.get("secret")
     }
+
+
+def mask_secrets(spec, options):
+    """A copy of ``options`` fit to show: secret values replaced by
+    ``"******"``. The other values are shared, not copied (it is on the hot
+    path of every read): render them, do not change them."""
+    secret = secret_names(spec)
     return {name: SECRET_MASK if name in secret else value for name, value in options.items()}
+
+
+def mask_secret_defaults(spec):
+    """The options document fit to show: a secret option's default is a
+    secret value like any other."""
+    return {
+        section: {name: dict(option, default=SECRET_MASK) if option.get("secret") and "default" in option
+                  else option for name, option in entries.items()}
+        if section in OPTION_SECTIONS else entries
+        for section, entries in spec.items()
+    }
+
+
+def template_options(spec, options):
+    """``options`` as a template sees them: each secret one as the reference
+    Ansible resolves at run time, so its value is never in an inventory."""
+    secret = secret_names(spec)
+    return {name: SecretReference(name) if name in secret else value for name, value in options.items()}
+
+
+def secret_values(spec, options):
+    """The values ``template_options`` referred to, for a run's extra vars."""
+    secret = secret_names(spec)
+    return {name: value for name, value in options.items() if name in secret}
 
 
 # --- normalizing an options document ---------------------------------------

@@ -8,7 +8,7 @@ every error: the service's own, colander's, Pyramid's and unexpected ones.
 import logging
 
 from pyramid.httpexceptions import HTTPException
-from pyramid.exceptions import PredicateMismatch
+from pyramid.exceptions import PredicateMismatch, URLDecodeError
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
 from pyramid.interfaces import IRoutesMapper
 from ZODB.POSException import StorageError
@@ -122,6 +122,13 @@ def not_found(exc, request):
             "MethodNotAllowed", f"{request.method} is not allowed here; allowed: {', '.join(allowed)}."),
             {"Allow": ", ".join(allowed)})
     return _respond(request, 404, error_body("NotFound", f"Nothing at {request.path}."))
+
+
+@exception_view_config(URLDecodeError, renderer="json")
+def undecodable_path(exc, request):
+    # Raised while routing, before any view: request.path would raise it again.
+    return _respond(request, 400, error_body("MalformedPath", "The URL's path is not valid UTF-8.",
+                                             [detail("path", "", str(exc))]))
 
 
 @exception_view_config(HTTPException, renderer="json")

@@ -7,7 +7,7 @@ import colander
 from pyramid.interfaces import IRoutesMapper
 
 from .errors import CODES
-from .schemas.common import NAME_PATTERN, Error
+from .schemas.common import NAME_PATTERN, Error, ListOf
 
 _TYPES = [
     (colander.Boolean, "boolean"),
@@ -16,6 +16,8 @@ _TYPES = [
     (colander.Decimal, "number"),
     (colander.String, "string"),
 ]
+
+STRUCTURED = ("application/json", "application/yaml")  # bodies that are documents, not text
 
 ERROR_DESCRIPTIONS = {
     400: "Malformed JSON or invalid fields.",
@@ -81,9 +83,30 @@ def _parameters(route_pattern, query):
         for name in re.findall(r"{(\w+)}", route_pattern)
     ]
     for node in query.children if query is not None else ():
-        params.append({"name": node.name, "in": "query", "required": node.required,
-                       "schema": json_schema(node), "description": node.description or ""})
+        param = {"name": node.name, "in": "query", "required": node.required, "schema": json_schema(node),
+                 "description": node.description or ""}
+        if _empty_means_absent(node):
+            param["allowEmptyValue"] = True
+        params.append(param)
     return params
+
+
+def _empty_means_absent(node):
+    """Whether colander reads `?name=` as the parameter left out (it does
+    for strings and numbers)."""
+    try:
+        return node.typ.deserialize(node, "") is colander.null
+    except colander.Invalid:
+        return False
+
+
+def _content(spec):
+    """A success's body for each content type the endpoint produces."""
+    kinds = spec.produces if isinstance(spec.produces, tuple) else (spec.produces,)
+    schema = {"type": "object"} if spec.response is None else json_schema(spec.response)
+    if spec.one_or_many:
+        schema = {"oneOf": [schema, json_schema(ListOf(spec.response))]}
+    return {kind: {"schema": schema if kind in STRUCTURED else {"type": "string"}} for kind in kinds}
 
 
 def _operation(spec, route_pattern):
@@ -98,21 +121,21 @@ def _operation(spec, route_pattern):
         operation["security"] = [{"bearer": []}]
     if spec.body is not None:
         body_schema = json_schema(spec.body)
+        # A missing body reads as {}: it may be left out when no field is required.
+        required = spec.one_or_many or "required" in body_schema
         if spec.one_or_many:
             body_schema = {"oneOf": [body_schema, {"type": "array", "items": body_schema, "minItems": 1}]}
         content = {kind: {"schema": body_schema} for kind in spec.body_types if kind != "text/plain"}
         if "text/plain" in spec.body_types:
             content["text/plain"] = {"schema": {"type": "string"}}
-        operation["requestBody"] = {"required": True, "content": content}
+        operation["requestBody"] = {"required": required, "content": content}
     if spec.raw_body is not None:
-        operation["requestBody"] = {"required": True, "content": {
+        # An empty body is an empty file.
+        operation["requestBody"] = {"required": False, "content": {
             spec.raw_body: {"schema": {"type": "string", "format": "binary"}}}}
-    success = {"description": "Success."}
-    if spec.response is not None:
-        success["content"] = {spec.produces: {"schema": json_schema(spec.response)}}
-    elif spec.produces != "application/json":
-        success["content"] = {spec.produces: {"schema": {"type": "string"}}}
-    operation["responses"][str(spec.status)] = success
+    for status in (spec.status, *spec.other_statuses):
+        operation["responses"][str(status)] = (
+            {"description": "No content."} if status == 204 else {"description": "Success.", "content": _content(spec)})
     errors = set(spec.errors) | ({401} if spec.permission is not None else set())
     for status in sorted(errors):
         operation["responses"][str(status)] = {

@@ -35,6 +35,26 @@ Jinja finalizes constant expressions at compile time too, so
 that Ansible never evaluates.  Ansible expressions are template text, not
 values: write them as ``{% raw %}{{ ansible_playbook_python }}{% endraw %}``.
 
+Secret options stay out of the inventory
+----------------------------------------
+A template sees a ``secret`` option as a ``SecretReference``: the Ansible
+expression ``{{ provisioner_secrets['<name>'] }}``, written quoted but without
+``!unsafe`` so that Ansible evaluates it at run time from the extra vars the
+runner passes (never from a file left on disk).  The value itself never
+reaches the template, so nothing computed from it (``options.password |
+upper``, ``'x' ~ options.password``) can leak it: that is only text about the
+reference.  Output a secret whole.
+
+Limits
+------
+A template is refused, not obeyed, when it would make a power over
+``MAX_POWER_BITS`` bits, repeat a string or list past ``MAX_REPEAT`` items,
+write an inventory over ``MAX_INVENTORY_CHARS`` characters or render for
+longer than ``RENDER_SECONDS`` (checked at each call, operator, attribute,
+item and output, so a loop that does none of these is not stopped).
+``lipsum`` is not available: an inventory has no use for it and its cost
+grows with its argument.
+
 The rendered text must be a valid Ansible YAML inventory (``parse_inventory``).
 Every failure is a ``TemplateError`` with the line it happened on.
 """
@@ -44,6 +64,8 @@ import datetime
 import math
 import re
 import shlex
+import threading
+import time
 
 import jinja2
 import yaml
@@ -55,12 +77,26 @@ PLAIN_WORD = re.compile(r"[A-Za-z0-9_./@+-]+")
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 WHITESPACE = re.compile(r"\s")
 GROUP_KEYS = ("hosts", "vars", "children")
+SECRETS_VARIABLE = "provisioner_secrets"  # the extra var runs get the secret options' values in
+MAX_POWER_BITS = 16384  # more digits than Python turns into text anyway
+MAX_REPEAT = 1_000_000
+MAX_INVENTORY_CHARS = 1024 * 1024  # a thousand hosts with a kilobyte of variables each
+RENDER_SECONDS = 10
 
 
 class Unsafe(str):
     """Text Ansible must never template: read from, and written back as, ``!unsafe "..."``."""
 
     __slots__ = ()
+
+
+class SecretReference(str):
+    """What a template sees for the secret option ``name``: the Ansible expression reading its value."""
+
+    __slots__ = ()
+
+    def __new__(cls, name):
+        return super().__new__(cls, f"{{{{ {SECRETS_VARIABLE}[{name!r}] }}}}")
 
 
 class TemplateError(ValueError):
@@ -93,6 +129,8 @@ def _yaml_token(value):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return _number_token(value)
+    if isinstance(value, SecretReference):
+        return _double_quoted(value)  # no !unsafe: Ansible must evaluate this one
     if isinstance(value, str):
         return _string_token(value)
     if isinstance(value, (list, tuple)):
@@ -163,6 +201,44 @@ class _InventoryEnvironment(ImmutableSandboxedEnvironment):
 
     select_template = get_template
 
+    # A power or a repetition runs in C, where no deadline can stop it: they
+    # are checked before they are computed.
+    intercepted_binops = frozenset({"**", "*"})
+
+    def call_binop(self, context, operator, left, right):
+        _check_deadline()
+        if operator == "**" and isinstance(left, int) and isinstance(right, int) and right > 0 \
+                and right * abs(left).bit_length() > MAX_POWER_BITS:
+            raise TemplateError(f"{left} ** {right} is too large a number for an inventory")
+        if operator == "*":
+            for sequence, times in ((left, right), (right, left)):
+                if isinstance(sequence, (str, list, tuple)) and isinstance(times, int) \
+                        and len(sequence) * times > MAX_REPEAT:
+                    raise TemplateError(f"repeating {len(sequence)} items {times} times makes more than "
+                                        f"{MAX_REPEAT}")
+        return super().call_binop(context, operator, left, right)
+
+    def call(self, /, *args, **kwargs):  # positional-only: a template may pass a keyword named self
+        _check_deadline()
+        return super().call(*args, **kwargs)
+
+    def getattr(self, obj, attribute):
+        _check_deadline()
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj, argument):
+        _check_deadline()
+        return super().getitem(obj, argument)
+
+
+_rendering = threading.local()  # the deadline of the render under way in this thread
+
+
+def _check_deadline():
+    deadline = getattr(_rendering, "deadline", None)
+    if deadline is not None and time.monotonic() > deadline:
+        raise TemplateError(f"the template took longer than {RENDER_SECONDS} s to render")
+
 
 def _make_environment():
     environment = _InventoryEnvironment(
@@ -172,6 +248,7 @@ def _make_environment():
         finalize=_yaml_token,
     )
     environment.globals["fail"] = fail
+    del environment.globals["lipsum"]
     return environment
 
 
@@ -181,12 +258,28 @@ _ENVIRONMENT = _make_environment()
 def render_inventory(text, *, options, cluster, project, server=None):
     """Render a service template; return the inventory text, checked by ``parse_inventory``."""
     context = {"options": options, "cluster": cluster, "project": project, "server": server or {}}
+    _rendering.deadline = time.monotonic() + RENDER_SECONDS
     try:
-        rendered = _ENVIRONMENT.from_string(text).render(context)
+        rendered = _bounded_text(_ENVIRONMENT.from_string(text).generate(context))
     except Exception as error:  # whatever goes wrong in a template is its author's to fix
         raise _as_template_error(error) from error
+    finally:
+        _rendering.deadline = None
     parse_inventory(rendered)
     return rendered
+
+
+def _bounded_text(chunks):
+    """The rendered text, refused as soon as it outgrows MAX_INVENTORY_CHARS
+    rather than once it has filled the memory."""
+    text, size = [], 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_INVENTORY_CHARS:
+            raise TemplateError(f"the inventory would be longer than {MAX_INVENTORY_CHARS} characters")
+        _check_deadline()
+        text.append(chunk)
+    return "".join(text)
 
 
 def _as_template_error(error):

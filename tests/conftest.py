@@ -6,9 +6,11 @@ import tempfile
 import time
 
 import pytest
+import transaction
 import webtest
 
 from pyramid_app import main
+from pyramid_app.resources import app_root
 from tests import sshd
 
 ADMIN_PASSWORD = "admin-password-for-tests"
@@ -86,6 +88,18 @@ def wait_for(testapp, url, headers, until, timeout=120):
 
 def in_state(*states):
     return lambda body: body["state"] in states
+
+
+def finish_step(app, project, cluster, status="successful"):
+    """With the dispatcher off, record what it would: the first run of the
+    cluster's step ended with `status`, and the cluster moved on."""
+    connection = app.registry._zodb_databases[""].open()
+    with transaction.manager:
+        stored = app_root(connection).projects[project].clusters[cluster]
+        run = stored.step_runs[0]
+        run.finish(status, 0 if status == "successful" else 2, {}, None if status == "successful" else "broken")
+        stored.run_finished(run)
+    connection.close()
 
 
 def assert_error(response, status, code=None):

@@ -5,9 +5,11 @@ one or more Runs queued with the change that asked for it:
     queued -> starting -> active -> updating -> active
     any -> deleting -> deleted;  failed from any step, with state_reason
 """
+from urllib.parse import quote
+
 import colander
 
-from ..catalog import effective_options, mask_secrets, size_to_bytes
+from ..catalog import effective_options, mask_secrets, secret_values, size_to_bytes, template_options
 from ..errors import Conflict, ValidationFailed, detail
 from ..rendering import TemplateError, inventory_as_json, inventory_nodes, parse_inventory, render_inventory
 from ..resources import Folder
@@ -34,8 +36,8 @@ def configure(service, given_options, *, name, cluster_id, project, server):
             [detail("body", f"options.{name}" if name else "options", message)
              for name, message in sorted(invalid.asdict().items())]) from None
     try:
-        inventory = render_inventory(service.template, options=options, cluster={"name": name, "id": cluster_id},
-                                     project=project, server=server)
+        inventory = render_inventory(service.template, options=template_options(service.options, options),
+                                     cluster={"name": name, "id": cluster_id}, project=project, server=server)
     except TemplateError as error:
         raise ValidationFailed(f"These options do not make a valid inventory: {error}.",
                                [detail("body", "options", str(error))]) from None
@@ -125,6 +127,7 @@ class Cluster(Entity):
             runs.append(Run("update", playbooks["teardown"], self.inventory, limit=",".join(removed)))
         runs.append(Run("update", playbooks["update"], inventory))
         self.given_options, self.options, self.inventory = dict(given_options), options, inventory
+        self.options_spec = service.options  # the spec these options were checked and rendered with
         self.start_step("update", runs, queue)
 
     def request_teardown(self, playbooks, queue):
@@ -156,17 +159,27 @@ class Cluster(Entity):
             raise Conflict(f"Cluster {self.name!r} is {self.state}; only a deleted or failed cluster can be "
                            "purged (DELETE it first).", code="WrongState")
 
+    def secrets(self):
+        """The secret options' values, which the inventory only refers to:
+        every run of the cluster gets them as extra vars."""
+        return secret_values(self.options_spec, self.options)
+
     # -- jobs -----------------------------------------------------------------
 
     def job_dir(self, job):
         return f"{self.node_resources[job.node]['dir']}/jobs/{job.attempt_name}"
+
+    def staged_upload(self, node, upload):
+        """Where job_launch.yml copies an upload a node's job names: one flat
+        directory, the upload's path quoted into one file name."""
+        return f"{self.node_resources[node]['dir']}/uploads/{quote(upload, safe='')}"
 
     def request_scheduling(self):
         after_commit(self.app_root, lambda: SCHEDULE_REQUESTS.add(self._p_oid))
 
     def schedule(self, playbooks, queue):
         """Assign queued jobs to nodes and queue one launch run for all of
-        them."""
+        them, or add them to the launch run still waiting in the queue."""
         self.jobs.apply_reports()
         if self.state != "active" or not self.node_resources:
             return None
@@ -174,8 +187,16 @@ class Cluster(Entity):
         picked = self.jobs.pick(capacity)
         if not picked:
             return None
+        names = {node: [job.name for job in jobs] for node, jobs in picked.items()}
+        run = self.runs.newest()
+        if run.step == "launch" and run.status == "queued" and run.inventory == self.inventory:
+            # Reports arriving one by one while a run executes would
+            # otherwise queue one small launch after another, each as slow
+            # as a big one. (Claiming it conflicts with this, and retries.)
+            run.jobs = {node: run.jobs.get(node, []) + names.get(node, []) for node in {*run.jobs, *names}}
+            return run
         run = Run("launch", playbooks["launch"], self.inventory)
-        run.jobs = {node: [job.name for job in jobs] for node, jobs in picked.items()}
+        run.jobs = names
         self.runs.append(run, queue.push(run))
         self.app_root.job_clusters[(self.project.name, self.name)] = self
         return run
@@ -221,8 +242,12 @@ class Cluster(Entity):
             for node, names in run.jobs.items():
                 for name in names:
                     job = self.jobs.get(name)
-                    if job is not None and run.status == "successful":
+                    if job is None:
+                        continue
+                    if run.status == "successful":
                         self.jobs.started(job)
+                    elif run.status == "failed" and job.state == "launching":
+                        job.failed_launch = f"run {run.name} failed: {run.status_reason}"
             if run.status != "successful":
                 self.request_sweep(self.app_root.run_queue)  # which of them did start?
         elif run.step == "status":

@@ -31,29 +31,40 @@ _sequence = itertools.count()
 
 class Job(Entity):
     type = "job"
+    # What a new job has not got yet lives on the class, so that its record
+    # holds only what was given: a 10 000-job POST pickles 10 000 records,
+    # and every attribute stored costs pickling time. Assignments make
+    # instance attributes as usual; containers are replaced, never changed
+    # in place.
+    cwd = ""
+    env = {}
+    deps = ()
+    files = ()
+    pinned_node = None
+    dependents = ()  # a PersistentList once a job depends on this one
+    queue_key = node = None
+    exit_code = fail_reason = pid = None
+    started_at = ended_at = None
+    walltime = cputime = peak_ram = None
+    stdout_tail = stderr_tail = ""
+    failed_launch = None  # why the last launch run that held this attempt failed
 
     def __init__(self, name, spec):
         super().__init__(name)
         self.cmd = spec["cmd"]
-        self.cwd = spec["cwd"]
-        self.env = dict(spec["env"])
         self.cpus = spec["cpus"]
         self.memory = spec["memory"]
         self.time = spec["time"]
         self.retries = spec["retries"]
         self.priority = spec["priority"]
         self.rep_grp = spec["rep_grp"]
-        self.deps = list(spec["deps"])
-        self.pinned_node = spec["node"]
-        self.dependents = PersistentList()
         self.state = None
-        self.queue_key = None
-        self.node = None
         self.attempts = 0
-        self.exit_code = self.fail_reason = self.pid = None
-        self.started_at = self.ended_at = None
-        self.walltime = self.cputime = self.peak_ram = None
-        self.stdout_tail = self.stderr_tail = ""
+        given = {"cwd": spec["cwd"], "env": dict(spec["env"]), "deps": tuple(spec["deps"]),
+                 "files": tuple(spec["files"]), "pinned_node": spec["node"]}
+        for field, value in given.items():
+            if value:
+                setattr(self, field, value)
 
     @property
     def cluster(self):
@@ -78,8 +89,8 @@ class Job(Entity):
     def as_json(self, std=False):
         body = dict(super().as_json(), cmd=self.cmd, cwd=self.cwd, env=self.env, cpus=self.cpus,
                     memory=self.memory, time=self.time, retries=self.retries, priority=self.priority,
-                    rep_grp=self.rep_grp, deps=list(self.deps), state=self.state, exit_code=self.exit_code,
-                    fail_reason=self.fail_reason, attempts=self.attempts, node=self.node, pid=self.pid,
+                    rep_grp=self.rep_grp, deps=list(self.deps), files=list(self.files), state=self.state,
+                    exit_code=self.exit_code, fail_reason=self.fail_reason, attempts=self.attempts, node=self.node, pid=self.pid,
                     started_at=rfc3339(self.started_at), ended_at=rfc3339(self.ended_at),
                     walltime=self.walltime, cputime=self.cputime, peak_ram=self.peak_ram)
         if std:
@@ -178,6 +189,8 @@ class JobTable(Folder):
             waiting = False
             for dep_name in job.deps:
                 dep = self[dep_name]
+                if not dep.dependents:
+                    dep.dependents = PersistentList()
                 dep.dependents.append(job.name)
                 waiting = waiting or dep.state != "succeeded"
             self.move(job, "dependent" if waiting else "queued")
@@ -221,7 +234,7 @@ class JobTable(Folder):
                     room[0] -= job.cpus
                     room[1] -= job.memory_mb
                     job.attempts += 1
-                    job.exit_code = job.fail_reason = job.pid = None
+                    job.exit_code = job.fail_reason = job.pid = job.failed_launch = None
                     job.started_at = job.ended_at = None
                     self.place(job, node)
                     self.move(job, "launching")
@@ -296,8 +309,12 @@ class JobTable(Folder):
                         stderr_tail=(report.get("stderr_tail") or "")[-TAIL:])
         elif state == "lost":
             self.finish(job, "lost", fail_reason="its process vanished from the node")
+        elif state == "missing" and job.failed_launch is not None:
+            # a launch that fails every time (an upload it cannot copy, a
+            # broken node) must not loop: the attempt counts, and fails
+            self.finish(job, "failed", fail_reason=f"it could not be launched: {job.failed_launch}")
         elif state == "missing":
-            job.attempts -= 1  # it never started: that attempt does not count
+            job.attempts -= 1  # it never started (the service stopped first): that attempt does not count
             self.move(job, "queued")
         return True
 

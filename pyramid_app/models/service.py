@@ -6,14 +6,14 @@ from pathlib import Path
 
 from BTrees.Length import Length
 
-from ..catalog import SpecError, normalize_spec, version_key
+from ..catalog import SpecError, mask_secret_defaults, normalize_spec, template_options, version_key
 from ..errors import Conflict, ValidationFailed, detail
 from ..rendering import TemplateError, render_inventory
 from ..resources import Folder
 from .base import Entity
 
 STEPS = ("create", "update", "launch", "teardown")
-PLAYBOOK_FILE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.ya?ml$")
+PLAYBOOK_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.ya?ml")
 EXAMPLE_CLUSTER = {"name": "example", "id": "00000000"}
 
 
@@ -21,7 +21,7 @@ def check_playbooks(playbooks, playbooks_dir):
     """Each step may name only a file that is in the playbooks directory."""
     problems = []
     for step, name in sorted(playbooks.items()):
-        if not PLAYBOOK_FILE.match(name) or ".." in name:
+        if not PLAYBOOK_FILE.fullmatch(name) or ".." in name:
             problems.append(detail("body", f"playbooks.{step}",
                                    f"{name!r} is not a playbook file name (no paths; ends in .yml)"))
         elif not (Path(playbooks_dir) / name).is_file():
@@ -91,7 +91,7 @@ class ServiceVersion(Entity):
 
     def as_json(self):
         return dict(super().as_json(), service=self.service_name, version=self.version,
-                    description=self.description, options=self.options, playbooks=self.playbooks,
+                    description=self.description, options=mask_secret_defaults(self.options), playbooks=self.playbooks,
                     template=self.template, builtin=self.builtin, clusters=self.clusters_using())
 
 
@@ -105,8 +105,8 @@ def _normalized(options):
 
 def check_template(text, spec, server):
     try:
-        render_inventory(text, options=sample_options(spec), cluster=EXAMPLE_CLUSTER, project="example",
-                         server=server)
+        render_inventory(text, options=template_options(spec, sample_options(spec)), cluster=EXAMPLE_CLUSTER,
+                         project="example", server=server)
     except TemplateError as error:
         raise ValidationFailed(f"The template does not render with the options' defaults: {error}.",
                                [detail("body", "template", str(error))]) from None

@@ -15,9 +15,11 @@ import transaction
 from ZODB.POSException import POSKeyError
 
 from ..models.run import QUEUE_SIGNAL, SCHEDULE_REQUESTS
+from ..rendering import SECRETS_VARIABLE
 from ..resources import app_root
 from ..security import job_secret
 from ..settings import REPOSITORY
+from ..uploads import upload_dir
 from .events import EventRecorder
 from .process import is_alive, kill_processes_using, this_process
 from .transactions import retrying
@@ -107,6 +109,8 @@ class Dispatcher:
                 return lost
             for run in retrying(manager, mark_lost):
                 killed = kill_processes_using(run_directory(self.var_dir, run))
+                # Its end, which never came, would have removed the secrets.
+                (run_directory(self.var_dir, run) / "env" / "extravars").unlink(missing_ok=True)
                 log.warning("run %s of cluster %s was lost (killed leftover process groups: %s)",
                             run.name, run.cluster.name, sorted(killed) or "none")
         finally:
@@ -223,7 +227,8 @@ class Dispatcher:
 
         try:
             inventory = self._prepare(directory, run)
-            extravars = unsafe(self._launch_extravars(manager, run) if run.step == "launch" else run.extravars)
+            extravars = unsafe(dict(self._launch_extravars(manager, run) if run.step == "launch" else run.extravars,
+                                    **{SECRETS_VARIABLE: run.cluster.secrets()}))
             result = ansible_runner.run(
                 private_data_dir=str(directory), project_dir=str(self.playbooks_dir), playbook=run.playbook,
                 inventory=str(inventory), limit=run.limit, extravars=extravars, ident="run",
@@ -237,7 +242,7 @@ class Dispatcher:
             log.exception("run %s could not be executed", run.id)
             status, rc, reason = "failed", None, f"the run could not be executed: {exc}"
         finally:
-            # Launch extravars hold the jobs' callback secrets: keep none on disk.
+            # Extravars hold the jobs' callback secrets and the cluster's secret options: keep none on disk.
             (directory / "env" / "extravars").unlink(missing_ok=True)
 
         def finish():
@@ -281,8 +286,10 @@ class Dispatcher:
                         "id": job.id, "attempt": job.attempts, "dir": cluster.job_dir(job), "cmd": job.cmd,
                         "cwd": job.cwd, "env": job.env, "time_limit": job.time_limit,
                         "memory_limit": job.memory_mb * 1024 * 1024, "callback_url": url,
-                        "callback_secret": job_secret(self.callback_key, job.id, job.attempts) if url else None})
-            return {"provisioner_jobs_launch": launch}
+                        "callback_secret": job_secret(self.callback_key, job.id, job.attempts) if url else None,
+                        "files": [{"upload": name, "staged": cluster.staged_upload(node, name)} for name in job.files]})
+            return {"provisioner_jobs_launch": launch,
+                    "provisioner_jobs_uploads_src": str(upload_dir(self.var_dir))}
         finally:
             manager.abort()
 

@@ -1,3 +1,5 @@
+import sys
+
 import colander
 
 from .common import Entity, Name, Pagination, QueryBoolean, StrictMapping, StrictString
@@ -5,6 +7,7 @@ from .services import VERSION_PATTERN, AnyObject
 
 STATES = ("queued", "starting", "active", "updating", "deleting", "deleted", "failed")
 RUN_STATUSES = ("queued", "running", "successful", "failed", "canceled", "lost")
+MAX_EVENT_COUNTER = 2**31 - 1  # a run keeps its events in an IOBTree, whose keys are 32-bit
 
 
 def _version(**kw):
@@ -74,7 +77,7 @@ class Run(Entity):
 
 
 class EventQuery(colander.MappingSchema):
-    after = colander.SchemaNode(colander.Int(), missing=0, validator=colander.Range(0),
+    after = colander.SchemaNode(colander.Int(), missing=0, validator=colander.Range(0, MAX_EVENT_COUNTER),
                                 description="Events with a counter above this.")
     limit = colander.SchemaNode(colander.Int(), missing=100, validator=colander.Range(1, 1000))
 
@@ -83,12 +86,20 @@ class Event(colander.MappingSchema):
     counter = colander.SchemaNode(colander.Int())
     event = colander.SchemaNode(colander.String())
     host = colander.SchemaNode(colander.String(), missing=None)
+    play = colander.SchemaNode(colander.String(), missing=None)
     task = colander.SchemaNode(colander.String(), missing=None)
     created = colander.SchemaNode(colander.String(), missing=None)
+    start_line = colander.SchemaNode(colander.Int(), missing=None, description="Of the run's stdout.")
+    end_line = colander.SchemaNode(colander.Int(), missing=None)
+    changed = colander.SchemaNode(colander.Boolean(), missing=None)
+    rc = colander.SchemaNode(colander.Int(), missing=None)
+    msg = colander.SchemaNode(colander.String(), missing=None, description="The task's message or stderr.")
+    ignore_errors = colander.SchemaNode(colander.Boolean(), missing=None)
 
 
 class StdoutQuery(colander.MappingSchema):
-    start_line = colander.SchemaNode(colander.Int(), missing=0, validator=colander.Range(0),
+    # itertools.islice takes no line number above sys.maxsize
+    start_line = colander.SchemaNode(colander.Int(), missing=0, validator=colander.Range(0, sys.maxsize),
                                      description="First line, counted from 0.")
-    end_line = colander.SchemaNode(colander.Int(), missing=None, validator=colander.Range(0),
+    end_line = colander.SchemaNode(colander.Int(), missing=None, validator=colander.Range(0, sys.maxsize),
                                    description="Stop before this line; the end when absent.")

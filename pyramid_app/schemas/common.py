@@ -8,6 +8,12 @@ NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 NAME_RULE = "lowercase letters, digits and '-', 1 to 63 characters, starting and ending with a letter or digit"
 
 
+def is_absent(node, cstruct):
+    """Left out, or a JSON null where null is the default: the fields the
+    OpenAPI document marks nullable."""
+    return cstruct is colander.null or (cstruct is None and node.missing is None)
+
+
 class StrictString(colander.String):
     """A JSON string and nothing else (colander.String would take 2 as '2').
     An empty string stays one, for validators to judge, instead of counting
@@ -17,7 +23,9 @@ class StrictString(colander.String):
         super().__init__(encoding, allow_empty)
 
     def deserialize(self, node, cstruct):
-        if cstruct is not colander.null and not isinstance(cstruct, str):
+        if is_absent(node, cstruct):
+            return colander.null
+        if not isinstance(cstruct, str):
             raise colander.Invalid(node, f"{cstruct!r} is not a string")
         return super().deserialize(node, cstruct)
 
@@ -26,8 +34,8 @@ class StrictInteger(colander.Int):
     """A JSON integer: not a string, a fraction or a boolean."""
 
     def deserialize(self, node, cstruct):
-        if cstruct is colander.null:
-            return cstruct
+        if is_absent(node, cstruct):
+            return colander.null
         if isinstance(cstruct, bool) or not isinstance(cstruct, int):
             raise colander.Invalid(node, f"{cstruct!r} is not an integer")
         return cstruct
@@ -35,8 +43,8 @@ class StrictInteger(colander.Int):
 
 class StrictBoolean(colander.Boolean):
     def deserialize(self, node, cstruct):
-        if cstruct is colander.null:
-            return cstruct
+        if is_absent(node, cstruct):
+            return colander.null
         if not isinstance(cstruct, bool):
             raise colander.Invalid(node, f"{cstruct!r} is not true or false")
         return cstruct
@@ -56,12 +64,22 @@ class QueryBoolean(colander.Boolean):
         raise colander.Invalid(node, f"{cstruct!r} is not true or false")
 
 
+class JSONObject(colander.Mapping):
+    """colander's Mapping, taking a JSON null as left out where null is the
+    default."""
+
+    def deserialize(self, node, cstruct):
+        if is_absent(node, cstruct):
+            return colander.null
+        return super().deserialize(node, cstruct)
+
+
 class StrictMapping(colander.MappingSchema):
     """A JSON object whose unknown keys are refused, so a misspelt field is an
     error rather than silently ignored."""
 
     def schema_type(self, **kw):
-        return colander.Mapping(unknown="raise")
+        return JSONObject(unknown="raise")
 
 
 name_validator = colander.Regex(NAME_PATTERN, msg=f"must be {NAME_RULE}")

@@ -5,10 +5,12 @@ import colander
 
 from ..catalog import duration_to_seconds, size_to_bytes
 from ..models.job import STATES
-from .common import Entity, Name, Pagination, QueryBoolean, StrictInteger, StrictMapping, StrictString
+from .common import (Entity, Name, Pagination, QueryBoolean, StrictInteger, StrictMapping, StrictString,
+                     is_absent)
 from .services import AnyObject
 
 MAX_JOBS_PER_REQUEST = 10000
+MAX_FILES_PER_JOB = 100
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -18,8 +20,8 @@ class StrictNumber(colander.Number):
     num = float
 
     def deserialize(self, node, cstruct):
-        if cstruct is colander.null:
-            return cstruct
+        if is_absent(node, cstruct):
+            return colander.null
         if isinstance(cstruct, bool) or not isinstance(cstruct, (int, float)):
             raise colander.Invalid(node, f"{cstruct!r} is not a number")
         return cstruct
@@ -46,6 +48,11 @@ def _duration(node, value):
         raise colander.Invalid(node, f"{value!r} is not a duration like 30s, 5m or 2h") from None
 
 
+def _no_nul(node, value):
+    if "\0" in value:
+        raise colander.Invalid(node, "holds a NUL character, which no program can be given")
+
+
 def _relative_inside(node, value):
     normal = posixpath.normpath(value) if value else "."
     if posixpath.isabs(value) or normal == ".." or normal.startswith("../") or "\0" in value:
@@ -64,8 +71,12 @@ class Deps(colander.SequenceSchema):
     dep = Name()
 
 
+class Files(colander.SequenceSchema):
+    file = colander.SchemaNode(StrictString(), validator=colander.Length(1, 4096))
+
+
 class JobSpec(StrictMapping):
-    cmd = colander.SchemaNode(StrictString(), validator=colander.Length(1, 100000),
+    cmd = colander.SchemaNode(StrictString(), validator=colander.All(colander.Length(1, 100000), _no_nul),
                               description="The shell command (run with /bin/sh -c).")
     name = Name(missing=None, description="Unique in the cluster; the id when none is given.")
     cwd = colander.SchemaNode(StrictString(), missing="", validator=_relative_inside,
@@ -81,6 +92,9 @@ class JobSpec(StrictMapping):
     rep_grp = colander.SchemaNode(StrictString(), missing="manually_added", validator=colander.Length(1, 256))
     deps = Deps(missing=[], description="Jobs that must succeed first: in the cluster or earlier in the array.")
     node = colander.SchemaNode(StrictString(), missing=None, description="Pin to this node.")
+    files = Files(missing=[], validator=colander.Length(0, MAX_FILES_PER_JOB),
+                  description="Uploads (paths given to PUT /v1/uploads) copied into the job's directory on "
+                              "the node, at the same relative path, before the job starts.")
 
 
 class JobDefaults(colander.MappingSchema):
@@ -120,6 +134,15 @@ class BulkCancelQuery(colander.MappingSchema):
 
 class Job(Entity):
     cmd = colander.SchemaNode(colander.String())
+    cwd = colander.SchemaNode(colander.String())
+    env = AnyObject()
+    cpus = colander.SchemaNode(colander.Float())
+    memory = colander.SchemaNode(colander.String())
+    time = colander.SchemaNode(colander.String())
+    retries = colander.SchemaNode(colander.Int())
+    priority = colander.SchemaNode(colander.Int())
+    deps = colander.SequenceSchema(colander.SchemaNode(colander.String()))
+    files = colander.SequenceSchema(colander.SchemaNode(colander.String()))
     state = colander.SchemaNode(colander.String(), validator=colander.OneOf(STATES))
     rep_grp = colander.SchemaNode(colander.String())
     exit_code = colander.SchemaNode(colander.Int(), missing=None)
@@ -132,6 +155,10 @@ class Job(Entity):
     walltime = colander.SchemaNode(colander.Float(), missing=None)
     cputime = colander.SchemaNode(colander.Float(), missing=None)
     peak_ram = colander.SchemaNode(colander.Float(), missing=None, description="MB")
+    stdout = colander.SchemaNode(colander.String(), missing=colander.drop,
+                                 description="With ?std=true: the last 64 KiB of stdout.")
+    stderr = colander.SchemaNode(colander.String(), missing=colander.drop,
+                                 description="With ?std=true: the last 64 KiB of stderr.")
 
 
 def _optional(typ, *validators):

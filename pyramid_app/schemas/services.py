@@ -1,6 +1,6 @@
 import colander
 
-from .common import Entity, Name, StrictMapping, StrictString
+from .common import Entity, JSONObject, Name, StrictMapping, StrictString
 
 VERSION_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z+_-]*(\.[0-9A-Za-z+_-]+)*$"
 
@@ -9,7 +9,7 @@ class AnyObject(colander.SchemaNode):
     """A JSON object passed on as it is (checked by the catalog)."""
 
     def schema_type(self, **kw):
-        return colander.Mapping(unknown="preserve")
+        return JSONObject(unknown="preserve")
 
 
 class Playbooks(StrictMapping):

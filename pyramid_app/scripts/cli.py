@@ -150,7 +150,7 @@ def parser():
     command.add_argument("service")
     command.add_argument("version")
     command.add_argument("--name", default="example", help="the cluster's name (example)")
-    command.add_argument("--id", default=new_id(), help="the cluster's id (random)")
+    command.add_argument("--id", default=new_id(), help="the cluster's id (a new one)")
     command.add_argument("--project", default="default", help="the project's name (default)")
     command.add_argument("--options", help="a JSON file with the options")
     command.add_argument("-c", "--config", default="development.ini", help="the ini file (development.ini)")

@@ -71,7 +71,7 @@ def get_cluster(request):
 
 @endpoint("cluster_put", "PUT", summary="Declarative: create when absent (201), 200 when the stored spec is "
           "the same, else start an update (202).", permission="edit", body=schemas.ClusterPut(),
-          response=schemas.Cluster(), errors=(400, 401, 403, 404, 409, 415), tags=TAGS)
+          response=schemas.Cluster(), other_statuses=(201, 202), errors=(400, 401, 403, 404, 409, 415), tags=TAGS)
 def put_cluster(request):
     data = request.validated
     name = request.matchdict["cluster"]
@@ -105,7 +105,8 @@ def patch_cluster(request):
 
 @endpoint("cluster", "DELETE", summary="Tear down (202, state deleting; the record stays as deleted); with "
           "?purge=true on a deleted or failed cluster, remove the record (204).", permission="edit",
-          query=schemas.DeleteQuery(), response=schemas.Cluster(), status=202, errors=(400, 401, 403, 404, 409),
+          query=schemas.DeleteQuery(), response=schemas.Cluster(), status=202, other_statuses=(204,),
+          errors=(400, 401, 403, 404, 409),
           tags=TAGS)
 def delete_cluster(request):
     cluster = request.context
@@ -126,7 +127,7 @@ def retry_cluster(request):
 
 @endpoint("cluster_inventory", "GET", summary="The rendered inventory the playbooks run with: YAML, or "
           "?format=ini or ?format=json.", permission="view", query=schemas.InventoryQuery(),
-          produces="application/yaml", errors=(400, 401, 404), tags=TAGS)
+          produces=("application/yaml", "text/plain", "application/json"), errors=(400, 401, 404), tags=TAGS)
 def get_inventory(request):
     cluster = request.context
     kind = request.validated_query["format"]

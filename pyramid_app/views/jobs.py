@@ -7,11 +7,13 @@ import colander
 from BTrees.OOBTree import intersection
 from pyramid.response import Response
 
+from .. import settings
 from ..api import created, decode_utf8, endpoint, no_content, page, parse_json
 from ..errors import APIError, Conflict, NotFound, ValidationFailed, detail
 from ..schemas import jobs as schemas
 from ..schemas.common import ListOf
 from ..security import job_secret
+from ..uploads import upload_dir, upload_target
 
 TAGS = ("jobs",)
 
@@ -40,6 +42,7 @@ def _job_specs(request, cluster):
     if "cpus" in defaults and defaults["cpus"].is_integer():
         defaults["cpus"] = int(defaults["cpus"])
     schema, specs, problems = schemas.JobSpec(), [], []
+    uploads = upload_dir(settings.get(request, "var_dir"))
     earlier = set()  # names given earlier in this body; the cluster's own are looked up one by one
     for index, item in enumerate(items):
         prefix = f"[{index}]." if isinstance(body, list) else ""
@@ -51,6 +54,7 @@ def _job_specs(request, cluster):
         for dep in spec["deps"]:
             if dep not in earlier and dep not in cluster.jobs:
                 problems.append(detail("body", f"{prefix}deps", f"no job {dep!r} in the cluster or earlier"))
+        problems += _missing_uploads(uploads, spec["files"], f"{prefix}files")
         if spec["node"] is not None and spec["node"] not in cluster.node_resources:
             problems.append(detail("body", f"{prefix}node", f"no node {spec['node']!r} in the cluster"))
         if spec["name"] is not None:
@@ -60,6 +64,21 @@ def _job_specs(request, cluster):
         raise ValidationFailed(f"Invalid jobs: {', '.join(sorted({p['name'] for p in problems}))}; nothing was "
                                "submitted.", problems)
     return body, specs
+
+
+def _missing_uploads(uploads, files, location):
+    """Problems with a job's `files`: names that leave the upload directory
+    or name no uploaded file."""
+    problems = []
+    for index, name in enumerate(files):
+        try:
+            target, _ = upload_target(uploads, name, ("body", f"{location}[{index}]"))
+        except ValidationFailed as invalid:
+            problems += invalid.details
+            continue
+        if not target.is_file():
+            problems.append(detail("body", f"{location}[{index}]", f"no upload {name!r}: PUT /v1/uploads?path=..."))
+    return problems
 
 
 @endpoint("jobs", "POST", summary="Submit one job or an array (all or none); query parameters give defaults "
@@ -72,11 +91,6 @@ def submit_jobs(request):
     body, specs = _job_specs(request, cluster)
     jobs = cluster.jobs.submit(specs)
     cluster.request_scheduling()
-    dispatcher = request.registry.dispatcher
-    if dispatcher.callback_url is None and request.environ.get("SERVER_PORT"):
-        # The port this server listens on, never the client's Host header
-        # (which anyone could point at their own host to collect reports).
-        dispatcher.callback_url = f"http://127.0.0.1:{request.environ['SERVER_PORT']}"
     if not isinstance(body, list):
         return created(request, jobs[0].as_json())
     request.response.status_int = 201
@@ -158,7 +172,7 @@ def list_all_jobs(request):
                 continue
             start = after[2] if after is not None and key == after[:2] else None
             source = cluster.jobs.names(start) if names is None else _after(names, start)
-            tables.append(((project_name, cluster.name, name) for name in source))
+            tables.append(_keyed(key, source))
     limit = query["limit"]
     keys = list(islice(chain.from_iterable(tables), limit + 1))
     items = [root.projects[p].clusters[c].jobs[j].as_json(query["std"]) for p, c, j in keys[:limit]]
@@ -166,6 +180,12 @@ def list_all_jobs(request):
     if len(keys) > limit:
         next_url = f"{request.path}?{_query(request, after='/'.join(keys[limit - 1]))}"
     return {"count": count, "items": items, "next": next_url}
+
+
+def _keyed(cluster_key, names):
+    """(project, cluster, job) for each name; a generator expression written
+    in the loop would read the loop's variables late, as the last cluster's."""
+    return ((*cluster_key, name) for name in names)
 
 
 def _query(request, **changes):
@@ -180,7 +200,7 @@ def get_job(request):
 
 @endpoint("job", "DELETE", summary="Cancel a job (a running one is killed with its process tree); with "
           "?purge=true remove a finished job's record (204).", permission="edit", query=schemas.JobDeleteQuery(),
-          response=schemas.Job(), errors=(400, 401, 403, 404, 409), tags=TAGS)
+          response=schemas.Job(), other_statuses=(204,), errors=(400, 401, 403, 404, 409), tags=TAGS)
 def delete_job(request):
     job = request.context
     cluster = job.cluster

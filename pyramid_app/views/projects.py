@@ -45,8 +45,8 @@ def update_project(request):
 
 @endpoint("project", "DELETE", summary="Delete a project and everything in it (owners). With live "
           "clusters it answers 202 and the project is `deleting` until they are torn down; "
-          "otherwise it is removed at once (204).", permission="manage", status=204, response=schemas.Project(),
-          errors=(401, 403, 404, 409), tags=("projects",))
+          "otherwise it is removed at once (204).", permission="manage", status=204, other_statuses=(202,),
+          response=schemas.Project(), errors=(401, 403, 404, 409), tags=("projects",))
 def delete_project(request):
     project, root = request.context, request.app_root
 
@@ -84,7 +84,8 @@ def _user(request):
 
 
 @endpoint("member", "PUT", summary="Add a member or change their role (owners).", permission="manage",
-          body=schemas.MemberPut(), response=schemas.Member(), errors=(400, 401, 403, 404, 409, 415),
+          body=schemas.MemberPut(), response=schemas.Member(), other_statuses=(201,),
+          errors=(400, 401, 403, 404, 409, 415),
           tags=("projects",))
 def put_member(request):
     project, user = request.context, _user(request)

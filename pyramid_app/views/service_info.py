@@ -1,42 +1,28 @@
 """Uploads and warnings (API.md, Service information)."""
 import os
-import posixpath
 import tempfile
-from pathlib import Path
 
 from .. import settings
 from ..api import endpoint
 from ..errors import ValidationFailed, detail
 from ..models.warning import warning_json
 from ..schemas import service_info as schemas
+from ..uploads import upload_dir, upload_target
 
 TAGS = ("service",)
-
-
-def upload_target(root, name):
-    """The file `name` names inside `root`, or ValidationFailed when it would
-    leave it (absolute, '..', links pointing out)."""
-    normal = posixpath.normpath(name)
-    if (not name or "\0" in name or posixpath.isabs(name) or normal in (".", "..")
-            or normal.startswith("../") or name.endswith("/")):
-        raise ValidationFailed(f"{name!r} is not a file name inside the upload directory.",
-                               [detail("querystring", "path", "must be a relative file path that stays inside")])
-    root = Path(root).resolve()
-    target = (root / normal).resolve()
-    if root not in target.parents:
-        raise ValidationFailed(f"{name!r} leaves the upload directory.",
-                               [detail("querystring", "path", "leaves the upload directory")])
-    return target, normal
 
 
 @endpoint("uploads", "PUT", summary="Store the raw body as a file in the server's upload directory; jobs "
           "name uploads in `files`. Paths that leave the directory are refused.", permission="authenticated",
           query=schemas.UploadQuery(), raw_body="application/octet-stream", response=schemas.Upload(),
-          errors=(400, 401, 413), tags=TAGS)
+          other_statuses=(201,), errors=(400, 401, 413), tags=TAGS)
 def upload(request):
-    root = Path(settings.get(request, "var_dir")) / "uploads"
-    target, name = upload_target(root, request.validated_query["path"])
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target, name = upload_target(upload_dir(settings.get(request, "var_dir")), request.validated_query["path"])
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValidationFailed(f"A part of {name!r} is an uploaded file, not a directory.",
+                               [detail("querystring", "path", "a part of it is a file")]) from None
     if target.is_dir():
         raise ValidationFailed(f"{name!r} is a directory.", [detail("querystring", "path", "is a directory")])
     existed = target.exists()

@@ -33,7 +33,7 @@ def get_user(request):
 
 @endpoint("user", "PUT", summary="Create a user, or change one's password or admin flag (admins only). "
           "A new password revokes the user's tokens.", permission="admin", body=schemas.UserPut(),
-          response=schemas.User(), errors=(400, 401, 403, 415), tags=("users",))
+          response=schemas.User(), other_statuses=(201,), errors=(400, 401, 403, 415), tags=("users",))
 def put_user(request):
     name = request.matchdict["user"]
     data = request.validated

@@ -67,6 +67,7 @@ def test_a_write_conflict_is_retried_and_then_503(testapp, api, monkeypatch, cap
     monkeypatch.setattr(Projects, "create", conflicting_once)
     assert testapp.post_json("/v1/projects", {"name": "retried"}, headers=api.as_admin, status=201)
     assert len(calls) == 2
+    assert "retrying POST /v1/projects after ConflictError (attempt 2 of 3; retry " in caplog.text
 
     def always_conflicting(self, *args, **kwargs):
         raise ConflictError("simulated")

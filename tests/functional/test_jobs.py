@@ -69,6 +69,38 @@ def test_env_and_cwd(api):
     assert finished(api, name)["stdout"] == "hi here\n"
 
 
+def test_uploads_named_in_files_are_copied_into_the_job_directory(api):
+    name, path = unique("files"), f"inputs/{unique('data')}.txt"
+    api.testapp.put(f"/v1/uploads?path={path}", b"first\n", headers=api.as_admin, status=201)
+    submit(api, {"name": name, "cmd": f"cat ../{path}", "cwd": "work", "files": [path]})
+    job = finished(api, name)
+    assert job["state"] == "succeeded" and job["stdout"] == "first\n" and job["files"] == [path]
+    # a new upload under the same path reaches the jobs launched after it
+    api.testapp.put(f"/v1/uploads?path={path}", b"second\n", headers=api.as_admin, status=200)
+    again = unique("files")
+    submit(api, {"name": again, "cmd": f"cat {path}", "files": [path]})
+    assert finished(api, again)["stdout"] == "second\n"
+
+
+def test_a_launch_that_keeps_failing_fails_the_job_instead_of_looping(api):
+    first, then, path = unique("first"), unique("then"), f"{unique('gone')}.txt"
+    api.testapp.put(f"/v1/uploads?path={path}", b"soon gone", headers=api.as_admin, status=201)
+    submit(api, [{"name": first, "cmd": "sleep 2"}, {"name": then, "cmd": "true", "deps": [first], "files": [path]}])
+    (Path(api.testapp.app.registry.settings["provisioner.var_dir"]) / "uploads" / path).unlink()
+    job = finished(api, then)
+    assert job["state"] == "failed" and job["attempts"] == 1, job
+    assert job["fail_reason"].startswith("it could not be launched: run "), job["fail_reason"]
+
+
+@pytest.mark.parametrize("files", [["never-uploaded.txt"], ["../Data.fs"], ["/etc/passwd"], "x.txt", [""]])
+def test_files_must_name_uploads(api, files):
+    before = api.testapp.get(JOBS, headers=api.as_admin).json["count"]
+    response = submit(api, [{"cmd": "true"}, {"cmd": "true", "files": files}], status=400)
+    names = [d["name"] for d in assert_error(response, 400, "ValidationFailed")["details"]]
+    assert any(name.startswith("[1].files") for name in names), names
+    assert api.testapp.get(JOBS, headers=api.as_admin).json["count"] == before
+
+
 def test_commands_reach_the_node_untemplated(api):
     name = unique("curly")
     command = "echo '{{ 7 * 6 }}' \"{% raw %}\" \"{{ lookup('pipe', 'id') }}\""

@@ -4,31 +4,9 @@ running, and retry completes it."""
 import os
 import signal
 import time
-from pathlib import Path
 
+from tests.crashes import processes_naming, wait
 from tests.server import Server
-
-
-def processes_naming(text):
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if text.encode() in (proc / "cmdline").read_bytes():
-                    found.append(int(proc.name))
-            except OSError:
-                pass
-    return found
-
-
-def wait(server, path, token, until, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status, _, body = server.request("GET", path, token=token)
-        if status == 200 and until(body):
-            return body
-        time.sleep(0.1)
-    raise AssertionError(f"gave up waiting on {path}: {body}")
 
 
 def test_kill_9_during_create_then_restart(tmp_path):

@@ -13,10 +13,13 @@ from pyramid_app.catalog import (
     effective_options,
     load_builtin_services,
     load_service_dir,
+    mask_secret_defaults,
     mask_secrets,
     normalize_spec,
     options_schema,
+    secret_values,
     size_to_bytes,
+    template_options,
 )
 
 # The `PUT /services/<name>/<version>/options` example of the big-data PaaS
@@ -406,6 +409,18 @@ def test_secrets_are_masked():
     options = effective_options(spec, {"password": "hunter22", "keys": ["k1"]})
     assert mask_secrets(spec, options) == {"password": "******", "user": "admin", "keys": "******"}
     assert options["password"] == "hunter22"
+
+
+def test_templates_see_secrets_as_references_and_runs_get_their_values():
+    spec = normalize_spec({"optional": {"user": "admin", "password": {"type": "string", "secret": True,
+                                                                      "default": "changeme"}}})
+    options = effective_options(spec, {"password": "hunter22"})
+    assert template_options(spec, options) == {"user": "admin",
+                                               "password": "{{ provisioner_secrets['password'] }}"}
+    assert secret_values(spec, options) == {"password": "hunter22"}
+    shown = mask_secret_defaults(spec)
+    assert shown["optional"]["password"]["default"] == "******" and shown["optional"]["user"]["default"] == "admin"
+    assert spec["optional"]["password"]["default"] == "changeme"
 
 
 def test_secret_values_are_not_echoed_in_errors():

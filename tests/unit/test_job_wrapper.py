@@ -233,6 +233,35 @@ def test_a_cwd_outside_the_job_directory_is_refused(jobs_root, cwd):
     assert not (jobs_root.parent.parent / "b").exists()
 
 
+def test_files_are_copied_from_their_staged_paths_into_the_job_directory(jobs_root):
+    staged = jobs_root.parent / "uploads" / "data" / "input.txt"
+    staged.parent.mkdir(parents=True)
+    staged.write_text("uploaded\n")
+
+    spec, job = run_one(jobs_root, "cat data/input.txt", cwd="",
+                        files=[{"upload": "data/input.txt", "staged": str(staged)}])
+
+    assert job["exit_code"] == 0 and job["stdout_tail"] == "uploaded\n", job
+    assert (Path(spec["dir"]) / "data" / "input.txt").read_text() == "uploaded\n"
+
+
+@pytest.mark.parametrize("upload, reason", [
+    ("../../escaped", "bad files"), ("/tmp/escaped", "bad spec"), ("missing.txt", "missing file"),
+])
+def test_files_that_leave_the_job_directory_or_are_missing_fail_the_job(jobs_root, upload, reason):
+    staged = jobs_root.parent / "uploads" / "input.txt"
+    staged.parent.mkdir(parents=True)
+    staged.write_text("x")
+    source = staged.parent / "missing.txt" if upload == "missing.txt" else staged
+    spec = make_spec(jobs_root, "touch ran", files=[{"upload": upload, "staged": str(source)}])
+
+    job = start(jobs_root, spec)[name(spec)]
+
+    assert job["state"] == "finished" and job["fail_reason"] == reason and job["exit_code"] is None
+    assert not (Path(spec["dir"]) / "ran").exists()
+    assert not list(jobs_root.parent.parent.rglob("escaped"))
+
+
 def test_start_batch_is_idempotent(jobs_root):
     log = jobs_root.parent / "runs.log"
     spec = make_spec(jobs_root, f"echo ran >> {log}; sleep 0.5")

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pyramid_app.rendering import (
+    SecretReference,
     TemplateError,
     Unsafe,
     dump_inventory,
@@ -224,6 +225,15 @@ def test_constant_expressions_are_values_too():
 )
 def test_values_that_cannot_be_written_are_refused(template):
     assert render_error(template).line == 1
+
+
+def test_a_secret_reference_is_left_for_ansible_and_text_made_from_it_is_not():
+    template = "all:\n  vars:\n    a: {{ options.pw }}\n    b: {{ [options.pw] }}\n    c: {{ options.pw | upper }}\n"
+    text = render(template, pw=SecretReference("pw"))
+    assert text.splitlines()[2:] == ["    a: \"{{ provisioner_secrets['pw'] }}\"",
+                                     "    b: [\"{{ provisioner_secrets['pw'] }}\"]",
+                                     "    c: !unsafe \"{{ PROVISIONER_SECRETS['PW'] }}\""]
+    assert type(parse_inventory(text)["all"]["vars"]["a"]) is str  # not Unsafe: Ansible evaluates it
 
 
 # --- the sandbox ----------------------------------------------------------------
