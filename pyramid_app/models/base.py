@@ -1,5 +1,5 @@
-import itertools
-import time
+import secrets
+import threading
 from datetime import datetime, timezone
 
 from persistent import Persistent
@@ -17,16 +17,28 @@ def rfc3339(moment):
     return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-_counter = itertools.count()
+class IdSequence:
+    """Ids of 8 lowercase hex digits (API.md), consecutive within a process
+    from a random start: the objects one request makes are added next to
+    each other in the BTrees indexing them by id, instead of dirtying a
+    bucket each (a 10 000-job POST into a million jobs: 6.4 s with random
+    ids). Where uniqueness is checked, `jump` leaves a range already used."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._next = secrets.randbits(32)
+
+    def __call__(self):
+        with self._lock:
+            value, self._next = self._next, (self._next + 1) % 2**32
+        return f"{value:08x}"
+
+    def jump(self):
+        with self._lock:
+            self._next = secrets.randbits(32)
 
 
-def new_id():
-    """16 hex digits: the milliseconds since 1970, then a counter of this
-    process. Unique, and in creation order, so that the objects made by one
-    request are added next to each other at the end of the BTrees indexing
-    them by id instead of dirtying buckets all over (a 10 000-job POST into a
-    million jobs: 6.4 s with random ids)."""
-    return f"{time.time_ns() // 1_000_000:012x}{next(_counter) % 0x10000:04x}"
+new_id = IdSequence()
 
 
 class Entity(Persistent):
@@ -36,8 +48,8 @@ class Entity(Persistent):
 
     type = None
 
-    def __init__(self, name=None):
-        self.id = new_id()
+    def __init__(self, name=None, id=None):
+        self.id = id or new_id()
         self.__name__ = name or self.id
         self.__parent__ = None
         self.created_at = self.updated_at = utcnow()

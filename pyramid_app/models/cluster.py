@@ -5,7 +5,7 @@ one or more Runs queued with the change that asked for it:
     queued -> starting -> active -> updating -> active
     any -> deleting -> deleted;  failed from any step, with state_reason
 """
-from urllib.parse import quote
+import hashlib
 
 import colander
 
@@ -171,8 +171,9 @@ class Cluster(Entity):
 
     def staged_upload(self, node, upload):
         """Where job_launch.yml copies an upload a node's job names: one flat
-        directory, the upload's path quoted into one file name."""
-        return f"{self.node_resources[node]['dir']}/uploads/{quote(upload, safe='')}"
+        directory, named by a digest of the upload's path (a path quoted into
+        one name could outgrow a file name's 255 bytes)."""
+        return f"{self.node_resources[node]['dir']}/uploads/{hashlib.sha256(upload.encode()).hexdigest()}"
 
     def request_scheduling(self):
         after_commit(self.app_root, lambda: SCHEDULE_REQUESTS.add(self._p_oid))
@@ -188,7 +189,7 @@ class Cluster(Entity):
         if not picked:
             return None
         names = {node: [job.name for job in jobs] for node, jobs in picked.items()}
-        run = self.runs.newest()
+        run = self.runs.newest()  # an active cluster has at least its create run
         if run.step == "launch" and run.status == "queued" and run.inventory == self.inventory:
             # Reports arriving one by one while a run executes would
             # otherwise queue one small launch after another, each as slow

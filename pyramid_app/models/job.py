@@ -19,7 +19,7 @@ from persistent.list import PersistentList
 from ..catalog import duration_to_seconds, size_to_bytes
 from ..errors import Conflict
 from ..resources import Folder
-from .base import Entity, rfc3339, utcnow
+from .base import Entity, new_id, rfc3339, utcnow
 
 FINISHED = ("succeeded", "failed", "cancelled", "lost")
 ACTIVE = ("launching", "running")
@@ -49,8 +49,8 @@ class Job(Entity):
     stdout_tail = stderr_tail = ""
     failed_launch = None  # why the last launch run that held this attempt failed
 
-    def __init__(self, name, spec):
-        super().__init__(name)
+    def __init__(self, name, spec, job_id):
+        super().__init__(name, job_id)
         self.cmd = spec["cmd"]
         self.cpus = spec["cpus"]
         self.memory = spec["memory"]
@@ -182,7 +182,11 @@ class JobTable(Folder):
         jobs = []
         jobs_by_id = self.__parent__.app_root.jobs_by_id
         for spec in specs:
-            job = Job(spec["name"], spec)
+            job_id = new_id()
+            while job_id in jobs_by_id:  # ids of another process, or of an earlier start
+                new_id.jump()
+                job_id = new_id()
+            job = Job(spec["name"], spec, job_id)
             self.add(job.name, job)
             jobs_by_id[job.id] = job
             self._add_to("rep_grp", job.rep_grp, job.name)

@@ -42,7 +42,7 @@ def _job_specs(request, cluster):
     if "cpus" in defaults and defaults["cpus"].is_integer():
         defaults["cpus"] = int(defaults["cpus"])
     schema, specs, problems = schemas.JobSpec(), [], []
-    uploads = upload_dir(settings.get(request, "var_dir"))
+    uploads = UploadChecks(upload_dir(settings.get(request, "var_dir")))
     earlier = set()  # names given earlier in this body; the cluster's own are looked up one by one
     for index, item in enumerate(items):
         prefix = f"[{index}]." if isinstance(body, list) else ""
@@ -54,7 +54,7 @@ def _job_specs(request, cluster):
         for dep in spec["deps"]:
             if dep not in earlier and dep not in cluster.jobs:
                 problems.append(detail("body", f"{prefix}deps", f"no job {dep!r} in the cluster or earlier"))
-        problems += _missing_uploads(uploads, spec["files"], f"{prefix}files")
+        spec["files"] = uploads.normal_names(spec["files"], f"{prefix}files", problems)
         if spec["node"] is not None and spec["node"] not in cluster.node_resources:
             problems.append(detail("body", f"{prefix}node", f"no node {spec['node']!r} in the cluster"))
         if spec["name"] is not None:
@@ -66,19 +66,36 @@ def _job_specs(request, cluster):
     return body, specs
 
 
-def _missing_uploads(uploads, files, location):
-    """Problems with a job's `files`: names that leave the upload directory
-    or name no uploaded file."""
-    problems = []
-    for index, name in enumerate(files):
+class UploadChecks:
+    """Jobs' `files` checked against the upload directory, each name once
+    per request however many jobs name it."""
+
+    def __init__(self, root):
+        self.root = root
+        self.checked = {}  # name -> (normal name, problem or None)
+
+    def normal_names(self, files, location, problems):
+        """The normal forms of `files`, each once; a problem for a name that
+        leaves the upload directory or names no uploaded file."""
+        names = []
+        for index, name in enumerate(files):
+            if name not in self.checked:
+                self.checked[name] = self._check(name)
+            normal, problem = self.checked[name]
+            if problem is not None:
+                problems.append(detail("body", f"{location}[{index}]", problem))
+            elif normal not in names:
+                names.append(normal)
+        return names
+
+    def _check(self, name):
         try:
-            target, _ = upload_target(uploads, name, ("body", f"{location}[{index}]"))
+            target, normal = upload_target(self.root, name)
         except ValidationFailed as invalid:
-            problems += invalid.details
-            continue
+            return None, invalid.details[0]["description"]
         if not target.is_file():
-            problems.append(detail("body", f"{location}[{index}]", f"no upload {name!r}: PUT /v1/uploads?path=..."))
-    return problems
+            return None, f"no upload {name!r}: PUT /v1/uploads?path=..."
+        return normal, None
 
 
 @endpoint("jobs", "POST", summary="Submit one job or an array (all or none); query parameters give defaults "

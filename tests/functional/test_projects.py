@@ -21,7 +21,7 @@ def test_create_answers_201_with_location_and_the_object(testapp, api):
                                  status=201)
     body = response.json
     assert response.headers["Location"].endswith("/v1/projects/demo")
-    assert re.fullmatch(r"[0-9a-f]{16}", body["id"])
+    assert re.fullmatch(r"[0-9a-f]{8}", body["id"])
     assert body["name"] == "demo" and body["type"] == "project" and body["url"] == "/v1/projects/demo"
     assert body["created_at"].endswith("Z") and body["updated_at"].endswith("Z")
     assert body["state"] == "active" and body["description"] == "Demo."
