@@ -17,6 +17,7 @@ from .schemas.common import QueryBoolean, StrictBoolean, StrictInteger
 JSON = "application/json"
 MAX_JSON_DEPTH = 64  # far deeper than any document of the API
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")  # how a surrogate reaches a body (UTF-8 holds none)
 
 
 class endpoint:
@@ -106,29 +107,41 @@ def _refuse_constant(name):
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _refuse_what_only_json_loads_takes(document):
-    """Lone surrogates ("\\ud800" escapes), which no UTF-8 text can hold;
-    numbers too large for a float (1e400 parses as infinity, which no JSON
-    answer can carry); and nesting deep enough to exhaust the stack of
-    whatever reads the document next (pickling, rendering)."""
+def _finite_float(text):
+    """1e400 parses as infinity, which no JSON answer can carry."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("a number is too large")
+    return value
+
+
+def _refuse_what_only_json_loads_takes(text, document):
+    """Lone surrogates ("\\ud800" escapes), which no UTF-8 text can hold, and
+    nesting deep enough to exhaust the stack of whatever reads the document
+    next (pickling, rendering). Only containers are walked, and strings only
+    when the text has a surrogate escape at all: a 10 000-job body is walked
+    on every POST."""
+    check_strings = SURROGATE_ESCAPE.search(text) is not None
     stack = [(document, 1)]
     while stack:
         value, depth = stack.pop()
-        if isinstance(value, str) and LONE_SURROGATE.search(value):
-            raise ValueError("a \\u escape names a lone surrogate, which is no character")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError("a number is too large")
-        if isinstance(value, (dict, list)):
-            if depth > MAX_JSON_DEPTH:
-                raise ValueError(f"objects and arrays are nested deeper than {MAX_JSON_DEPTH} levels")
-            children = [*value.keys(), *value.values()] if isinstance(value, dict) else value
-            stack.extend((child, depth + 1) for child in children)
+        if isinstance(value, str):
+            if LONE_SURROGATE.search(value):
+                raise ValueError("a \\u escape names a lone surrogate, which is no character")
+            continue
+        if not isinstance(value, (dict, list)):
+            continue  # a number, true, false or null at the top
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"objects and arrays are nested deeper than {MAX_JSON_DEPTH} levels")
+        children = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        stack.extend((child, depth + 1) for child in children
+                     if isinstance(child, (dict, list)) or (check_strings and isinstance(child, str)))
 
 
 def parse_json(text):
     try:
-        document = json.loads(text, parse_constant=_refuse_constant)
-        _refuse_what_only_json_loads_takes(document)
+        document = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        _refuse_what_only_json_loads_takes(text, document)
         return document
     except (ValueError, RecursionError) as exc:
         raise APIError(f"The body is not valid JSON: {exc}.", code="MalformedJSON",
