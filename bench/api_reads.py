@@ -13,7 +13,7 @@ from tests.server import free_port
 
 CLIENTS = 4
 SECONDS = 8
-REPEATS = 3
+REPEATS = 5
 
 
 def client(port, path, headers, seconds, results):
@@ -43,7 +43,7 @@ def requests_per_second(port, path, headers=None):
 
 def main():
     hello_port = free_port()
-    hello = subprocess.Popen([sys.executable, "-m", "bench.hello", str(hello_port)])
+    hello = subprocess.Popen([sys.executable, "-m", "bench.hello", str(hello_port)], stdout=subprocess.DEVNULL)
     try:
         with Service() as service:
             path = service.cluster("reads", {"nodes": 1})

@@ -1,9 +1,13 @@
-"""The baseline for API reads: a Pyramid 'hello world' view served by
-waitress with development.ini's settings (127.0.0.1, 8 threads)."""
+"""The baseline for API reads: a Pyramid 'hello world' view served by the
+[server:main] section of development.ini (waitress, its host and threads),
+loaded the way pserve loads it, so both sides always run on the same
+settings."""
 import sys
 
-import waitress
+from paste.deploy import loadserver
 from pyramid.config import Configurator
+
+from tests.server import REPOSITORY
 
 
 def hello(request):
@@ -18,4 +22,5 @@ def app():
 
 
 if __name__ == "__main__":
-    waitress.serve(app(), host="127.0.0.1", port=int(sys.argv[1]), threads=8, _quiet=True)
+    serve = loadserver(f"config:{REPOSITORY / 'development.ini'}", global_conf={"http_port": sys.argv[1]})
+    serve(app())

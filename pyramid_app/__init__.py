@@ -9,6 +9,7 @@ def main(global_config, **settings):
         config.include("pyramid_retry")
         config.include(".retries")
         config.include("pyramid_zodbconn")
+        config.include(".connections")
         config.include(".api")
         config.include(".resources")
         config.include(".security")

@@ -10,15 +10,11 @@ import transaction
 
 from . import settings as settings_module
 from .catalog import load_builtin_services
+from .connections import database
 from .evolve import evolve
 from .resources import app_root
 
 ADMIN_PASSWORD_FILE = "initial-admin-password"
-
-
-def database(registry):
-    """The ZODB database pyramid_zodbconn opened for the app."""
-    return registry._zodb_databases[""]
 
 
 def create_first_admin(root, var_dir, password):

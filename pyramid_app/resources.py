@@ -9,7 +9,6 @@ from BTrees.Length import Length
 from BTrees.OOBTree import OOBTree
 from persistent import Persistent
 from pyramid.authorization import ALL_PERMISSIONS, Allow, Authenticated
-from pyramid_zodbconn import get_connection
 
 ROOT_KEY = "provisioner"
 
@@ -80,7 +79,7 @@ def app_root(connection):
 
 
 def root_factory(request):
-    return app_root(get_connection(request))
+    return app_root(request.zodb_connection)
 
 
 def object_path(obj):

@@ -15,11 +15,12 @@ from contextlib import contextmanager
 
 from pyramid_retry import is_error_retryable
 
+from .connections import READ_ONLY_METHODS
+
 log = logging.getLogger(__name__)
 
 PAUSE = 0.01  # seconds: a retry waits a random time up to this times 2 ** attempts made
 ALONE_FROM = 3
-READ_ONLY_METHODS = ("GET", "HEAD", "OPTIONS")
 _retries = itertools.count(1)  # next() is atomic: every thread counts on it
 
 
@@ -57,6 +58,13 @@ class WriterGate:
             with self._condition:
                 self._alone = False
                 self._condition.notify_all()
+
+
+def attempts_for(request):
+    """pyramid_retry's `retry.activate_hook`: a read-only request runs
+    without a transaction, so it has no conflict to retry; one attempt also
+    spares copying its (empty) body to make it replayable."""
+    return 1 if request.method in READ_ONLY_METHODS else None
 
 
 def retries_tween_factory(handler, registry):

@@ -80,10 +80,12 @@ def load(raw_settings, environ=os.environ):
     uri = settings.get("zodbconn.uri") or "file://{var_dir}/Data.fs"
     settings["zodbconn.uri"] = uri.replace("{var_dir}", str(var_dir))
     settings.setdefault("retry.attempts", 3)
-    # A transaction manager per request, as the cookiecutter starter does:
-    # pyramid_zodbconn's closing abort then finds no transaction to end
-    # instead of beginning and aborting a second one (an eighth of a GET).
-    settings.setdefault("tm.manager_hook", "pyramid_tm.explicit_manager")
+    # An explicit transaction manager per server thread, kept with the
+    # thread's ZODB connection; reads run without a transaction and
+    # without retries (connections.py).
+    settings.setdefault("tm.manager_hook", "pyramid_app.connections.thread_transaction_manager")
+    settings.setdefault("tm.activate_hook", "pyramid_app.connections.needs_transaction")
+    settings.setdefault("retry.activate_hook", "pyramid_app.retries.attempts_for")
     return settings
 
 

@@ -38,7 +38,7 @@ def app(app_settings):
 
 def close(app):
     app.registry.dispatcher.stop()
-    app.registry._zodb_databases[""].close()
+    app.registry.thread_connections.close()
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Runs of playbooks: the queue (models/run.py), the dispatcher threads,
 ansible-runner, and recovery of runs a dead process left behind."""
 from .. import settings
-from ..bootstrap import database
+from ..connections import database
 from ..security import callback_key
 from .dispatcher import Dispatcher
 

@@ -3,10 +3,10 @@ import re
 import socket
 from importlib.metadata import version as package_version
 
-from pyramid_zodbconn import get_connection
 from ZODB.utils import z64
 
 from .. import runner, settings
+from ..connections import database
 from ..api import endpoint
 from ..errors import APIError
 from ..openapi import openapi_document
@@ -43,7 +43,7 @@ def info(request):
           response=schemas.Health(), errors=(503,), tags=("service",))
 def healthz(request):
     try:
-        storage = get_connection(request).db().storage
+        storage = database(request.registry).storage
         if hasattr(storage, "is_connected") and not storage.is_connected():
             raise ConnectionError("not connected to the ZEO server")
         storage.load(z64)
