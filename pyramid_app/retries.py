@@ -62,8 +62,9 @@ class WriterGate:
 
 def attempts_for(request):
     """pyramid_retry's `retry.activate_hook`: a read-only request runs
-    without a transaction, so it has no conflict to retry; one attempt also
-    spares copying its (empty) body to make it replayable."""
+    without a transaction, so it has no conflict to retry (and nothing marks
+    a storage error retryable: a read while ZEO reconnects answers 503 at
+    once); one attempt also spares copying its empty body to replay it."""
     return 1 if request.method in READ_ONLY_METHODS else None
 
 

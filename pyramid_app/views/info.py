@@ -6,8 +6,8 @@ from importlib.metadata import version as package_version
 from ZODB.utils import z64
 
 from .. import runner, settings
-from ..connections import database
 from ..api import endpoint
+from ..connections import database
 from ..errors import APIError
 from ..openapi import openapi_document
 from ..schemas import info as schemas

@@ -125,3 +125,24 @@ def test_a_read_runs_without_a_transaction_and_cannot_write(testapp, api, app):
     with pytest.raises(NoTransaction):
         project.description = "written by a read"
     assert testapp.get("/v1/projects/readonly", headers=api.as_admin).json["description"] == ""
+
+
+def test_a_read_that_changed_a_container_leaves_nothing_behind(testapp, api, app):
+    """A BTree is changed in memory before it raises NoTransaction: the
+    thread's next read must not see the change, nor its next write commit it."""
+    api.project("container", api.as_admin)
+    request = app.registry.getUtility(IRequestFactory).blank("/v1/projects/container/members", method="GET")
+    request.registry = app.registry
+    members = app_root(request.zodb_connection).projects["container"].members
+    with pytest.raises(NoTransaction) as raised:
+        members["intruder"] = "owner"
+    assert "intruder" in members  # what the thread's cache would keep
+    request.exception = raised.value  # as the exception view leaves it
+    request._process_finished_callbacks()
+
+    listed = testapp.get("/v1/projects/container/members", headers=api.as_admin).json["items"]
+    assert [member["user"] for member in listed] == ["admin"]
+    testapp.patch_json("/v1/projects/container", {"description": "a write after it"}, headers=api.as_admin)
+    connection = app.registry._zodb_databases[""].open()
+    assert "intruder" not in app_root(connection).projects["container"].members
+    connection.close()
