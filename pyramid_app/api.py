@@ -54,7 +54,6 @@ class endpoint:
             scanner.config.registry.endpoints.append(spec)  # add_views adds the view
 
         validating_view.__doc__ = view.__doc__
-        self.view = view
         self.validating_view = validating_view
         venusian.attach(view, register, category="pyramid")
         return view

@@ -118,6 +118,7 @@ def fail(message):
 
 def _yaml_token(value):
     """``finalize`` hook: any value the template outputs, as one YAML token."""
+    _check_deadline()  # before the YAML work, which can be long; the text is checked after
     if isinstance(value, jinja2.Undefined):
         # StrictUndefined raises here.  A plain Undefined only comes from the
         # implicit else of an inline if, which Jinja keeps lenient on purpose
@@ -164,6 +165,7 @@ def _is_plain_word(text):
 
 
 def _string_token(text):
+    _check_length(text)
     if _is_plain_word(text):
         return str(text)
     return f"{UNSAFE_TAG} {_double_quoted(text)}"
@@ -177,7 +179,16 @@ def _double_quoted(text):
     return quoted.rstrip("\n")
 
 
+def _check_length(text):
+    """PyYAML quotes in pure Python: a string too long for any inventory is
+    refused before, not after, seconds of quoting it."""
+    if len(text) > MAX_INVENTORY_CHARS:
+        raise TemplateError(f"the inventory would be longer than {MAX_INVENTORY_CHARS} characters")
+
+
 def _key_token(key):
+    if isinstance(key, str):
+        _check_length(key)
     if not isinstance(key, str) or not _is_plain_word(key):
         raise TemplateError(f"the mapping key {key!r} must be a plain word (letters, digits, _ . / @ + -)")
     return str(key)

@@ -6,10 +6,10 @@ import tempfile
 import time
 
 import pytest
-import transaction
 import webtest
 
 from pyramid_app import main
+from pyramid_app.connections import database
 from pyramid_app.resources import app_root
 from tests import sshd
 
@@ -93,13 +93,11 @@ def in_state(*states):
 def finish_step(app, project, cluster, status="successful"):
     """With the dispatcher off, record what it would: the first run of the
     cluster's step ended with `status`, and the cluster moved on."""
-    connection = app.registry._zodb_databases[""].open()
-    with transaction.manager:
+    with database(app.registry).transaction() as connection:
         stored = app_root(connection).projects[project].clusters[cluster]
         run = stored.step_runs[0]
         run.finish(status, 0 if status == "successful" else 2, {}, None if status == "successful" else "broken")
         stored.run_finished(run)
-    connection.close()
 
 
 def assert_error(response, status, code=None):

@@ -61,8 +61,7 @@ class Cluster(Entity):
     type = "cluster"
 
     def __init__(self, name, service, given_options, options, inventory, cluster_id):
-        super().__init__(name or cluster_id)
-        self.id = cluster_id
+        super().__init__(name, cluster_id)
         self.service = service.service_name
         self.version = service.version
         self.given_options = dict(given_options)  # what the client asked for (PUT compares it)

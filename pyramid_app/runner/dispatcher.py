@@ -108,9 +108,10 @@ class Dispatcher:
                     lost.append(run)
                 return lost
             for run in retrying(manager, mark_lost):
-                killed = kill_processes_using(run_directory(self.var_dir, run))
+                directory = run_directory(self.var_dir, run)
+                killed = kill_processes_using(directory)
                 # Its end, which never came, would have removed the secrets.
-                (run_directory(self.var_dir, run) / "env" / "extravars").unlink(missing_ok=True)
+                (directory / "env" / "extravars").unlink(missing_ok=True)
                 log.warning("run %s of cluster %s was lost (killed leftover process groups: %s)",
                             run.name, run.cluster.name, sorted(killed) or "none")
         finally:

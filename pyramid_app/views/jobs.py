@@ -13,7 +13,7 @@ from ..errors import APIError, Conflict, NotFound, ValidationFailed, detail
 from ..schemas import jobs as schemas
 from ..schemas.common import ListOf
 from ..security import job_secret
-from ..uploads import upload_dir, upload_target
+from ..uploads import placement_problems, upload_dir, upload_target
 
 TAGS = ("jobs",)
 
@@ -55,6 +55,8 @@ def _job_specs(request, cluster):
             if dep not in earlier and dep not in cluster.jobs:
                 problems.append(detail("body", f"{prefix}deps", f"no job {dep!r} in the cluster or earlier"))
         spec["files"] = uploads.normal_names(spec["files"], f"{prefix}files", problems)
+        problems += [detail("body", prefix + field, problem)
+                     for field, problem in placement_problems(spec["files"], spec["cwd"])]
         if spec["node"] is not None and spec["node"] not in cluster.node_resources:
             problems.append(detail("body", f"{prefix}node", f"no node {spec['node']!r} in the cluster"))
         if spec["name"] is not None:

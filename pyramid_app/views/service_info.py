@@ -27,8 +27,14 @@ def upload(request):
         raise ValidationFailed(f"{name!r} is a directory.", [detail("querystring", "path", "is a directory")])
     existed = target.exists()
     with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as stream:
-        stream.write(request.body)
-    os.replace(stream.name, target)
+        try:
+            stream.write(request.body)
+            stream.flush()
+            os.replace(stream.name, target)
+        except BaseException:
+            # a disk full must not leave a half-written file a job could name
+            os.unlink(stream.name)
+            raise
     request.response.status_int = 200 if existed else 201
     return {"path": name, "size": len(request.body)}
 

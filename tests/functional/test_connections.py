@@ -4,13 +4,13 @@ requests, one connection per thread, a clean close."""
 import threading
 
 import pytest
-import transaction
 import webtest
 from pyramid.interfaces import IRequestFactory
 from transaction.interfaces import NoTransaction
 from ZODB.FileStorage import FileStorage
 
 from pyramid_app import main
+from pyramid_app.connections import database
 from pyramid_app.resources import app_root
 from tests.conftest import Client, settings_for
 
@@ -39,10 +39,8 @@ class FailingVote:
 
 def rename_description(app, project, description):
     """Commit a change from a connection of its own, as the runner does."""
-    connection = app.registry._zodb_databases[""].open()
-    with transaction.manager:
+    with database(app.registry).transaction() as connection:
         app_root(connection).projects[project].description = description
-    connection.close()
 
 
 def test_a_thread_reads_what_others_committed_since_its_last_request(testapp, api, app):
@@ -143,6 +141,5 @@ def test_a_read_that_changed_a_container_leaves_nothing_behind(testapp, api, app
     listed = testapp.get("/v1/projects/container/members", headers=api.as_admin).json["items"]
     assert [member["user"] for member in listed] == ["admin"]
     testapp.patch_json("/v1/projects/container", {"description": "a write after it"}, headers=api.as_admin)
-    connection = app.registry._zodb_databases[""].open()
-    assert "intruder" not in app_root(connection).projects["container"].members
-    connection.close()
+    with database(app.registry).transaction() as connection:
+        assert "intruder" not in app_root(connection).projects["container"].members

@@ -10,6 +10,7 @@ from webtest.http import StopableWSGIServer
 
 from pyramid_app import main
 from tests.conftest import Client, assert_error, close, in_state, settings_for, wait_for
+from tests.crashes import processes_naming
 
 JOBS = "/v1/projects/demo/clusters/shared/jobs"
 FINISHED = ("succeeded", "failed", "cancelled", "lost")
@@ -156,28 +157,17 @@ def test_higher_priority_goes_first(api):
     assert finished(api, high)["started_at"] <= finished(api, low)["started_at"]
 
 
-def processes_with(text):
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and text.encode() in (proc / "cmdline").read_bytes():
-                found.append(proc.name)
-        except OSError:
-            pass
-    return found
-
-
 def test_cancel_a_running_job_kills_its_process_tree(api):
     name, seconds = unique("victim"), 1000 + uuid.uuid4().int % 1000
     submit(api, {"name": name, "cmd": f"sleep {seconds} & sleep {seconds}; wait"})
     wait_for(api.testapp, f"{JOBS}/{name}", api.as_admin, lambda j: j["state"] == "running"
-             and processes_with(f"sleep {seconds}"))
+             and processes_naming(f"sleep {seconds}"))
     cancelled = api.testapp.delete(f"{JOBS}/{name}", headers=api.as_admin).json
     assert cancelled["state"] == "cancelled"
     deadline = time.monotonic() + 30
-    while processes_with(f"sleep {seconds}") and time.monotonic() < deadline:
+    while processes_naming(f"sleep {seconds}") and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert processes_with(f"sleep {seconds}") == []
+    assert processes_naming(f"sleep {seconds}") == []
     assert_error(api.testapp.delete(f"{JOBS}/{name}", headers=api.as_admin, status=409), 409)
 
 
@@ -324,3 +314,19 @@ def test_reports_with_bad_fields_are_400(api):
         body = dict({"job": job["id"], "attempt": 1, "secret": "0" * 64}, **bad)
         assert_error(api.testapp.post_json("/v1/job-reports", body, status=400), 400)
     api.testapp.delete(f"{JOBS}/{job['name']}", headers=api.as_admin)
+
+
+@pytest.mark.parametrize("job", [
+    {"files": ["status.json"]},
+    {"files": ["spec.json/x"]},
+    {"cwd": "stdout"},
+    {"cwd": "input/run", "files": ["input"]},
+])
+def test_files_and_cwd_may_not_take_the_wrappers_names_or_each_others_place(api, job):
+    for path in ("status.json", "spec.json/x", "input"):
+        api.testapp.put(f"/v1/uploads?path={path}", b"content", headers=api.as_admin)
+    before = api.testapp.get(JOBS, headers=api.as_admin).json["count"]
+    response = submit(api, [{"cmd": "true"}, dict(job, cmd="true")], status=400)
+    names = [d["name"] for d in assert_error(response, 400, "ValidationFailed")["details"]]
+    assert names == (["[1].files"] if "files" in job else ["[1].cwd"]), names
+    assert api.testapp.get(JOBS, headers=api.as_admin).json["count"] == before

@@ -336,6 +336,8 @@ def services(testapp, headers):
     "all:\n  vars:\n    x: {{ ('a' * 10**10) | length }}\n",
     "all:\n  vars:\n    x: {{ ([0] * 10**10) | length }}\n",
     "all:\n  vars:\n{% for i in range(100000) %}    # a comment to make the inventory too long\n{% endfor %}",
+    "all:\n  vars:\n    x: {{ 'x' | center(2 * 10**6) }}\n",
+    "all:\n  vars: {{ {('k' | center(2 * 10**6)): 1} }}\n",
 ])
 def test_template_escapes_and_bombs_are_400_and_nothing_is_stored(testapp, api, template):
     body = {"name": "evil", "version": "1.0", "description": "Evil.", "template": template}

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from pyramid_app.uploads import JOB_FILES
+
 REPO = Path(__file__).resolve().parents[2]
 WRAPPER = REPO / "roles" / "provisioner_jobs" / "files" / "provisioner-job"
 
@@ -218,8 +220,8 @@ def test_env_and_cwd_are_honoured(jobs_root):
     assert lines[1] == f"hello world|7|{spec['id']}|2|{spec['dir']}|home"
 
 
-@pytest.mark.parametrize("cwd", ["../..", "/tmp", "a/../../b"])
-def test_a_cwd_outside_the_job_directory_is_refused(jobs_root, cwd):
+@pytest.mark.parametrize("cwd", ["../..", "/tmp", "a/../../b", "status.json", "stdout/x"])
+def test_a_cwd_outside_the_job_directory_or_on_the_wrappers_files_is_refused(jobs_root, cwd):
     spec = make_spec(jobs_root, "touch escaped", cwd=cwd)
 
     output = start(jobs_root, spec)
@@ -247,6 +249,7 @@ def test_files_are_copied_from_their_staged_paths_into_the_job_directory(jobs_ro
 
 @pytest.mark.parametrize("upload, reason", [
     ("../../escaped", "bad files"), ("/tmp/escaped", "bad spec"), ("missing.txt", "missing file"),
+    ("status.json", "bad files"), ("./spec.json", "bad files"),
 ])
 def test_files_that_leave_the_job_directory_or_are_missing_fail_the_job(jobs_root, upload, reason):
     staged = jobs_root.parent / "uploads" / "input.txt"
@@ -671,3 +674,11 @@ def test_250_trivial_jobs_start_in_one_batch(jobs_root, record_property):
     print(f"\n250 jobs: start-batch took {batch:.3f}s, all finished after {done:.3f}s")
     # well under a second on an idle 2-core machine; generous for a busy CI
     assert batch < 5, batch
+
+
+def test_the_service_refuses_the_names_the_wrapper_keeps():
+    """pyramid_app.uploads.JOB_FILES mirrors the wrapper's (the wrapper is a
+    standalone script on the nodes, it cannot import the service)."""
+    namespace = {"__name__": "provisioner_job"}
+    exec(compile(WRAPPER.read_text(), str(WRAPPER), "exec"), namespace)
+    assert namespace["JOB_FILES"] == JOB_FILES
