@@ -20,6 +20,11 @@ requires = [
     "ZEO",
     # JSON responses: about 50 times faster than json.dumps (API reads, bench/)
     "orjson",
+    # Secrets sealed at rest with AES-GCM, and SSH private keys read and
+    # fingerprinted (sealing.py, models/credential.py)
+    "cryptography",
+    # what cryptography needs to open passphrase-protected OpenSSH keys
+    "bcrypt",
 ]
 
 tests_require = [

@@ -5,6 +5,7 @@ def main(global_config, **settings):
     """The WSGI application: includes and scans, nothing else."""
     with Configurator(settings=settings) as config:
         config.include(".settings")
+        config.include(".sealing")
         config.include("pyramid_tm")
         config.include("pyramid_retry")
         config.include(".retries")

@@ -30,12 +30,14 @@ from pathlib import Path
 import colander
 import yaml
 
-from .rendering import SecretReference
+from .models.credential import KINDS as CREDENTIAL_KINDS
+from .rendering import CredentialReference, SecretReference
+from .sealing import seal_json
 
 OPTION_SECTIONS = ("required", "optional", "advanced")
 SECTIONS = OPTION_SECTIONS + ("descriptions",)
 # Also the key order of a normalized spec.
-SPEC_KEYS = ("type", "items", "default", "minimum", "maximum", "choices", "pattern", "secret")
+SPEC_KEYS = ("type", "items", "kind", "default", "minimum", "maximum", "choices", "pattern", "secret")
 BOUNDED_TYPES = ("integer", "number", "size", "duration", "list")
 SECRET_MASK = "******"
 
@@ -196,6 +198,17 @@ class Duration(StrictType):
         return duration_to_seconds(value)
 
 
+class CredentialName(StrictType):
+    """The name of a credential of the cluster's project, or "" for none
+    (that the project has it is checked where the project is known)."""
+
+    expected = 'the name of one of the project\'s credentials, or "" for none'
+    NAME = re.compile(r"(?:[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)?")
+
+    def accepts(self, value):
+        return isinstance(value, str) and self.NAME.fullmatch(value) is not None
+
+
 SCALAR_TYPES = {
     "integer": Integer,
     "number": Number,
@@ -204,7 +217,9 @@ SCALAR_TYPES = {
     "size": Size,
     "duration": Duration,
 }
-TYPES = tuple(SCALAR_TYPES) + ("list",)
+# what an option may be besides a list; list items are SCALAR_TYPES
+OPTION_TYPES = dict(SCALAR_TYPES, credential=CredentialName)
+TYPES = tuple(OPTION_TYPES) + ("list",)
 
 
 class StrictList(colander.Sequence):
@@ -326,7 +341,7 @@ def _option_node(name, spec, **node_arguments):
     """The schema node for one option; a list's item node validates each item."""
     show = _hide if spec.get("secret") else _show
     if spec["type"] != "list":
-        scalar = SCALAR_TYPES[spec["type"]](show)
+        scalar = OPTION_TYPES[spec["type"]](show)
         validators = _bounds(spec, scalar.measure, show) + _choices_and_pattern(spec, show)
         return colander.SchemaNode(scalar, name=name, validator=_validator(validators), **node_arguments)
     length = colander.Length(
@@ -387,6 +402,16 @@ def secret_names(spec):
     }
 
 
+def credential_names(spec):
+    """The options naming credentials."""
+    return {
+        name
+        for section in OPTION_SECTIONS
+        for name, option in spec.get(section, {}).items()
+        if option["type"] == "credential"
+    }
+
+
 def mask_secrets(spec, options):
     """A copy of ``options`` fit to show: secret values replaced by
     ``"******"``. The other values are shared, not copied (it is on the hot
@@ -406,11 +431,33 @@ def mask_secret_defaults(spec):
     }
 
 
-def template_options(spec, options):
+def seal_secret_defaults(spec, keyring):
+    """The spec with each secret option's default sealed: a default is a
+    secret value like any other (effective options take it sealed)."""
+    return {
+        section: {name: dict(option, default=seal_json(keyring, option["default"]))
+                  if option.get("secret") and "default" in option else option for name, option in entries.items()}
+        if section in OPTION_SECTIONS else entries
+        for section, entries in spec.items()
+    }
+
+
+def template_options(spec, options, credential_users=None):
     """``options`` as a template sees them: each secret one as the reference
-    Ansible resolves at run time, so its value is never in an inventory."""
+    Ansible resolves at run time, so its value is never in an inventory;
+    each credential one (naming a credential) as the reference to the key
+    file its runs write, with the credential's username
+    (``credential_users``: credential name -> username)."""
     secret = secret_names(spec)
-    return {name: SecretReference(name) if name in secret else value for name, value in options.items()}
+    credentials = credential_names(spec)
+
+    def seen(name, value):
+        if name in secret:
+            return SecretReference(name)
+        if name in credentials and value:
+            return CredentialReference(name, (credential_users or {}).get(value))
+        return value
+    return {name: seen(name, value) for name, value in options.items()}
 
 
 def secret_values(spec, options):
@@ -533,6 +580,10 @@ def _normalize_full_spec(path, raw):
         spec["items"] = _spec_items(path, raw)
     elif "items" in raw:
         raise SpecError(f"{path}.items", "applies only to list options")
+    if spec["type"] == "credential":
+        spec["kind"] = _spec_kind(path, raw)
+    elif "kind" in raw:
+        raise SpecError(f"{path}.kind", "applies only to credential options")
     spec.update(_spec_bounds(path, raw, spec))
     if "pattern" in raw:
         spec["pattern"] = _spec_pattern(path, raw["pattern"], spec)
@@ -550,6 +601,15 @@ def _spec_type(path, raw):
     return raw["type"]
 
 
+def _spec_kind(path, raw):
+    kind = raw.get("kind", CREDENTIAL_KINDS[0])
+    if not isinstance(kind, str) or kind not in CREDENTIAL_KINDS:
+        raise SpecError(f"{path}.kind", "must be one of " + ", ".join(CREDENTIAL_KINDS))
+    if raw.get("secret"):
+        raise SpecError(f"{path}.secret", "a credential option names a credential, which is sealed already")
+    return kind
+
+
 def _spec_items(path, raw):
     items = raw.get("items", "string")
     if not isinstance(items, str) or items not in SCALAR_TYPES:
@@ -558,7 +618,7 @@ def _spec_items(path, raw):
 
 
 def _spec_bounds(path, raw, spec):
-    bound_type = Count() if spec["type"] == "list" else SCALAR_TYPES[spec["type"]]()
+    bound_type = Count() if spec["type"] == "list" else OPTION_TYPES[spec["type"]]()
     bounds = {}
     for key in ("minimum", "maximum"):
         if key not in raw:

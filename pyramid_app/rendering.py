@@ -78,6 +78,7 @@ VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 WHITESPACE = re.compile(r"\s")
 GROUP_KEYS = ("hosts", "vars", "children")
 SECRETS_VARIABLE = "provisioner_secrets"  # the extra var runs get the secret options' values in
+CREDENTIALS_VARIABLE = "provisioner_credentials"  # ... and the paths of the credential files they write
 MAX_POWER_BITS = 16384  # more digits than Python turns into text anyway
 MAX_REPEAT = 1_000_000
 MAX_INVENTORY_CHARS = 1024 * 1024  # a thousand hosts with a kilobyte of variables each
@@ -94,9 +95,24 @@ class SecretReference(str):
     """What a template sees for the secret option ``name``: the Ansible expression reading its value."""
 
     __slots__ = ()
+    variable = SECRETS_VARIABLE
 
     def __new__(cls, name):
-        return super().__new__(cls, f"{{{{ {SECRETS_VARIABLE}[{name!r}] }}}}")
+        return super().__new__(cls, f"{{{{ {cls.variable}[{name!r}] }}}}")
+
+
+class CredentialReference(SecretReference):
+    """What a template sees for a ``credential`` option naming an SSH key: the
+    Ansible expression for the path of the key file each run writes (mode
+    0600, removed when the run ends); ``.username`` is the credential's
+    username ('' when it has none)."""
+
+    variable = CREDENTIALS_VARIABLE
+
+    def __new__(cls, name, username):
+        reference = super().__new__(cls, name)
+        reference.username = username or ""
+        return reference
 
 
 class TemplateError(ValueError):

@@ -6,9 +6,7 @@ members by role), so views only name the permission they need.
 """
 import hashlib
 import hmac
-import os
 import secrets
-from pathlib import Path
 
 from pyramid.authorization import ACLHelper, Authenticated, Everyone
 from pyramid.request import RequestLocalCache
@@ -60,18 +58,21 @@ def bearer_token(request):
     return token.strip()
 
 
-def callback_key(var_dir):
-    """The key job secrets derive from, kept in a file only its owner reads,
-    never in the database."""
-    path = Path(var_dir) / "callback.key"
-    try:
-        return bytes.fromhex(path.read_text().strip())
-    except FileNotFoundError:
-        key = secrets.token_bytes(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as stream:
-            stream.write(key.hex())
-        return key
+CALLBACK_KEYS_KEPT = 2  # the newest signs; the one before still verifies jobs launched before a rotation
+
+
+def new_callback_key():
+    return secrets.token_bytes(32)
+
+
+def callback_keys(root, keyring):
+    """The keys job secrets derive from, newest first: kept sealed in the
+    database (every process finds them, no job can read them)."""
+    return [keyring.open(sealed) for sealed in root.callback_keys]
+
+
+def secret_matches(keys, job_id, attempt, presented):
+    return any(hmac.compare_digest(job_secret(key, job_id, attempt), presented) for key in keys)
 
 
 def job_secret(key, job_id, attempt):

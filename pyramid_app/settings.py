@@ -53,6 +53,13 @@ SETTINGS = {
     "start_dispatcher": ("true", parse_bool),
     "callback_url": ("", str),
     "sweep_seconds": ("10", float),
+    # the key ring sealing secrets at rest (sealing.py); empty: <var_dir>/secret.key
+    "secret_key": ("", str),
+    # the bubblewrap program local jobs run in (runner/sandbox.py)
+    "bwrap": ("bwrap", str),
+    # runs of clusters an admin created may log in with the server's own SSH
+    # agent and keys (a single-user deployment); never other users' clusters
+    "lend_server_identity": ("false", parse_bool),
 }
 
 REPOSITORY = Path(__file__).resolve().parent.parent

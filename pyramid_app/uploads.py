@@ -1,6 +1,13 @@
-"""The server's upload directory: `PUT /v1/uploads` stores files in it and
-jobs name them in `files`. Every name is checked to stay inside it."""
+"""Upload directories: `PUT /v1/projects/{project}/uploads` stores a
+project's files in its own, keyed by the project's immutable id, and only
+that project's jobs name them in `files`; `PUT /v1/uploads` (admins) stores
+in the global one, which no job reads. The project directories are siblings
+of the global one, never inside it, so no global path lands in a project's.
+Every name is checked to stay inside its directory."""
+import os
 import posixpath
+import tempfile
+import weakref
 from pathlib import Path
 
 from .errors import ValidationFailed, detail
@@ -13,7 +20,30 @@ JOB_FILES = frozenset({"spec.json", "pid.json", "stdout", "stderr", "cancel", "s
 
 
 def upload_dir(var_dir):
+    """The global (admins') upload directory."""
     return Path(var_dir) / "uploads"
+
+
+def project_upload_dir(var_dir, project_id):
+    """A project's upload directory, by its id: a deleted project's name may
+    be taken again, its id never is."""
+    return Path(var_dir) / "project-uploads" / project_id
+
+
+# The var_dir of the server each open database belongs to: the models know
+# only their database, and a project's removal must find its directory.
+_VAR_DIRS = weakref.WeakKeyDictionary()
+
+
+def serve(db, var_dir):
+    _VAR_DIRS[db] = var_dir
+
+
+def stored_project_upload_dir(stored, project_id):
+    """The upload directory of a project whose database (that of `stored`)
+    a server opened; None in a script that opened the database itself."""
+    var_dir = _VAR_DIRS.get(stored._p_jar.db())
+    return None if var_dir is None else project_upload_dir(var_dir, project_id)
 
 
 def upload_target(root, name):
@@ -38,6 +68,29 @@ def upload_target(root, name):
                                [detail("querystring", "path", f"the whole path must be under {PATH_MAX} bytes")])
     return target, normal
 
+
+def store(root, name, body):
+    """Store `body` as the file `name` in `root` (the whole file or none of
+    it); its normal name and whether it replaced one."""
+    target, name = upload_target(root, name)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValidationFailed(f"A part of {name!r} is an uploaded file, not a directory.",
+                               [detail("querystring", "path", "a part of it is a file")]) from None
+    if target.is_dir():
+        raise ValidationFailed(f"{name!r} is a directory.", [detail("querystring", "path", "is a directory")])
+    existed = target.exists()
+    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as stream:
+        try:
+            stream.write(body)
+            stream.flush()
+            os.replace(stream.name, target)
+        except BaseException:
+            # a disk full must not leave a half-written file a job could name
+            os.unlink(stream.name)
+            raise
+    return name, existed
 
 
 def _directories_of(path):

@@ -7,6 +7,8 @@ import time
 
 import pytest
 import webtest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pyramid_app import main
 from pyramid_app.connections import database
@@ -98,6 +100,14 @@ def finish_step(app, project, cluster, status="successful"):
         run = stored.step_runs[0]
         run.finish(status, 0 if status == "successful" else 2, {}, None if status == "successful" else "broken")
         stored.run_finished(run)
+
+
+def new_private_key(passphrase=None):
+    """A fresh Ed25519 private key in OpenSSH format, as a credential takes it."""
+    encryption = serialization.BestAvailableEncryption(passphrase.encode()) if passphrase \
+        else serialization.NoEncryption()
+    return Ed25519PrivateKey.generate().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                                      encryption).decode()
 
 
 def assert_error(response, status, code=None):

@@ -6,12 +6,17 @@ one or more Runs queued with the change that asked for it:
     any -> deleting -> deleted;  failed from any step, with state_reason
 """
 import hashlib
+import posixpath
+from typing import NamedTuple
 
 import colander
 
-from ..catalog import effective_options, mask_secrets, secret_values, size_to_bytes, template_options
+from ..catalog import (credential_names, effective_options, mask_secrets, secret_names, secret_values,
+                       size_to_bytes, template_options)
 from ..errors import Conflict, ValidationFailed, detail
-from ..rendering import TemplateError, inventory_as_json, inventory_nodes, parse_inventory, render_inventory
+from ..rendering import (CREDENTIALS_VARIABLE, TemplateError, inventory_as_json, inventory_nodes, parse_inventory,
+                         render_inventory)
+from ..sealing import open_values, seal_values
 from ..resources import Folder
 from .base import Entity, new_id
 from .job import ACTIVE, JobTable
@@ -20,12 +25,85 @@ from .run import SCHEDULE_REQUESTS, Run, RunLog, after_commit
 STEP_STATES = {"create": "queued", "update": "updating", "teardown": "deleting"}
 JOB_STEPS = ("launch", "status", "cancel")
 LIVE_STATES = ("queued", "starting", "active", "updating", "failed")
+KEY_FILE_VARIABLES = ("ansible_ssh_private_key_file", "ansible_private_key_file")
+SANDBOX_PACKAGE = "bubblewrap"
 
 
-def configure(service, given_options, *, name, cluster_id, project, server):
+class Requester(NamedTuple):
+    """What the service allows whoever asks for a cluster or its change."""
+
+    admin: bool = False
+    lend_identity: bool = False  # the server's own SSH agent and keys (provisioner.lend_server_identity)
+    sandbox: bool = True  # local jobs can run in a bubblewrap sandbox on this host
+
+
+def local_nodes(hostvars):
+    return sorted(host for host, variables in hostvars.items() if variables.get("ansible_connection") == "local")
+
+
+def check_identity_and_places(inventory, *, cluster_id, server, requester):
+    """Refuse an inventory that would lend the server's identity (a key
+    file on the server instead of the cluster's credential), put a local
+    node outside the cluster's own directory, or run local jobs unsandboxed
+    for anyone but an admin."""
+    hostvars = inventory_as_json(parse_inventory(inventory))["_meta"]["hostvars"]
+    for host, variables in sorted(hostvars.items()):
+        for name in KEY_FILE_VARIABLES:
+            value = variables.get(name)
+            if value and not is_credential_reference(value) and not requester.lend_identity:
+                raise ValidationFailed(
+                    f"Node {host} would log in with {value!r}, a key file on the server; clusters log in "
+                    "with their project's credentials only (an option of type credential).",
+                    [detail("body", "options", f"{host}: {name} must come from a credential option")])
+    local = local_nodes(hostvars)
+    own = posixpath.join(server.get("var_dir", ""), "nodes", cluster_id)
+    for host in local:
+        node_dir = posixpath.normpath(str(hostvars[host].get("provisioner_node_dir", "")))
+        if not node_dir.startswith(own + "/"):
+            raise ValidationFailed(f"Local node {host} would live in {node_dir!r}; local nodes live in the "
+                                   f"cluster's own directory {own}/.",
+                                   [detail("body", "options", f"{host}: provisioner_node_dir must be below {own}/")])
+    if local and not requester.sandbox and not requester.admin:
+        raise Conflict("Local nodes run their jobs in a bubblewrap sandbox, which this server cannot start "
+                       f"(install the Debian package {SANDBOX_PACKAGE!r} and allow user namespaces); until "
+                       "then only admins can create local clusters.", code="SandboxUnavailable")
+
+
+def is_credential_reference(value):
+    return isinstance(value, str) and value.startswith(f"{{{{ {CREDENTIALS_VARIABLE}[") and value.endswith("] }}")
+
+
+def credential_users(spec, options, credentials, project):
+    """credential name -> username for the credential options' values, or
+    ValidationFailed naming an option that names no credential of the
+    project of its kind. `credentials` None: not checked (offline render)."""
+    users, problems = {}, []
+    for name in sorted(credential_names(spec)):
+        wanted = options.get(name)
+        if not wanted:
+            continue
+        if credentials is None:
+            users[wanted] = ""
+            continue
+        credential = credentials.get(wanted)
+        kind = next(spec[s][name]["kind"] for s in ("required", "optional", "advanced") if name in spec.get(s, {}))
+        if credential is None or credential.kind != kind:
+            problems.append((name, f"names no {kind} credential of project {project!r}; owners add them with "
+                                   f"POST /v1/projects/{project}/credentials"))
+        else:
+            users[wanted] = credential.username
+    if problems:
+        raise ValidationFailed("Invalid options: " + "; ".join(f"{name}: {why}" for name, why in problems) + ".",
+                               [detail("body", f"options.{name}", why) for name, why in problems])
+    return users
+
+
+def configure(service, given_options, *, name, cluster_id, project, server, credentials=None,
+              requester=Requester()):
     """The effective options and the rendered inventory of a cluster of
     `service`, or ValidationFailed naming what is wrong: nothing is stored
-    before both are known to be good."""
+    before both are known to be good. `credentials`: the project's, which
+    credential options must name."""
     if not service.template:
         raise Conflict(f"{service.service_name} {service.version} has no template yet.", code="ServiceIncomplete")
     try:
@@ -35,9 +113,12 @@ def configure(service, given_options, *, name, cluster_id, project, server):
             f"{name or 'options'}: {message}" for name, message in sorted(invalid.asdict().items())) + ".",
             [detail("body", f"options.{name}" if name else "options", message)
              for name, message in sorted(invalid.asdict().items())]) from None
+    users = credential_users(service.options, options, credentials, project)
+    template_server = dict(server, lend_identity=requester.lend_identity)
     try:
-        inventory = render_inventory(service.template, options=template_options(service.options, options),
-                                     cluster={"name": name, "id": cluster_id}, project=project, server=server)
+        inventory = render_inventory(service.template, options=template_options(service.options, options, users),
+                                     cluster={"name": name, "id": cluster_id}, project=project,
+                                     server=template_server)
     except TemplateError as error:
         raise ValidationFailed(f"These options do not make a valid inventory: {error}.",
                                [detail("body", "options", str(error))]) from None
@@ -46,6 +127,7 @@ def configure(service, given_options, *, name, cluster_id, project, server):
     except (TypeError, ValueError) as error:
         raise ValidationFailed(f"The inventory's provisioner_node_cpus or provisioner_node_memory is not "
                                f"usable: {error}.", [detail("body", "options", str(error))]) from None
+    check_identity_and_places(inventory, cluster_id=cluster_id, server=server, requester=requester)
     return options, inventory
 
 
@@ -60,13 +142,13 @@ def require_playbooks(service, *steps):
 class Cluster(Entity):
     type = "cluster"
 
-    def __init__(self, name, service, given_options, options, inventory, cluster_id):
+    def __init__(self, name, service, given_options, options, inventory, cluster_id, created_by, keyring):
         super().__init__(name, cluster_id)
         self.service = service.service_name
         self.version = service.version
-        self.given_options = dict(given_options)  # what the client asked for (PUT compares it)
-        self.options = options  # effective: defaults applied
-        self.options_spec = service.options
+        self.created_by = created_by
+        self.warnings = []  # what an admin must act on (an evolve step's findings)
+        self._set_options(service.options, given_options, options, keyring)
         self.inventory = inventory
         self.state = "queued"
         self.state_reason = None
@@ -82,6 +164,27 @@ class Cluster(Entity):
     @property
     def project(self):
         return self.__parent__.__parent__
+
+    def _set_options(self, spec, given_options, options, keyring):
+        """Keep what the client asked for (PUT compares it) and the effective
+        options (defaults applied), secret values sealed in both."""
+        secret = secret_names(spec)
+        self.options_spec = spec  # the spec these options were checked and rendered with
+        self.given_options = seal_values(keyring, secret, dict(given_options))
+        self.options = seal_values(keyring, secret, options)
+
+    def options_in_clear(self, keyring):
+        return open_values(keyring, self.options)
+
+    def given_options_in_clear(self, keyring):
+        return open_values(keyring, self.given_options)
+
+    def credential_files(self):
+        """credential option -> the name of the credential it names."""
+        return {name: self.options[name] for name in credential_names(self.options_spec) if self.options.get(name)}
+
+    def credential_names(self):
+        return set(self.credential_files().values())
 
     @property
     def app_root(self):
@@ -103,14 +206,15 @@ class Cluster(Entity):
             self.runs.append(run, queue.push(run))
         self.touch()
 
-    def request_update(self, service, given_options, queue, server):
+    def request_update(self, service, given_options, queue, server, keyring, requester=Requester()):
         if self.state != "active":
             raise Conflict(f"Cluster {self.name!r} is {self.state}; options can change only while it is active"
                            + (" (retry the failed step first)." if self.state == "failed" else "."),
                            code="WrongState")
         playbooks = require_playbooks(service, "update", "teardown")
         options, inventory = configure(service, given_options, name=self.name, cluster_id=self.id,
-                                       project=self.project.name, server=server)
+                                       project=self.project.name, server=server,
+                                       credentials=self.project.credentials, requester=requester)
         runs = []
         removed = removed_nodes(self.inventory, inventory)
         busy = {node for node in removed for name in self.jobs.names_where("node", node)
@@ -125,8 +229,8 @@ class Cluster(Entity):
         if removed:
             runs.append(Run("update", playbooks["teardown"], self.inventory, limit=",".join(removed)))
         runs.append(Run("update", playbooks["update"], inventory))
-        self.given_options, self.options, self.inventory = dict(given_options), options, inventory
-        self.options_spec = service.options  # the spec these options were checked and rendered with
+        self._set_options(service.options, given_options, options, keyring)
+        self.inventory = inventory
         self.start_step("update", runs, queue)
 
     def request_teardown(self, playbooks, queue):
@@ -158,10 +262,10 @@ class Cluster(Entity):
             raise Conflict(f"Cluster {self.name!r} is {self.state}; only a deleted or failed cluster can be "
                            "purged (DELETE it first).", code="WrongState")
 
-    def secrets(self):
+    def secrets(self, keyring):
         """The secret options' values, which the inventory only refers to:
         every run of the cluster gets them as extra vars."""
-        return secret_values(self.options_spec, self.options)
+        return secret_values(self.options_spec, self.options_in_clear(keyring))
 
     # -- jobs -----------------------------------------------------------------
 
@@ -320,6 +424,7 @@ class Cluster(Entity):
         return dict(common, service=self.service, version=self.version, state=self.state,
                     state_reason=self.state_reason, step=self.step,
                     options=mask_secrets(self.options_spec, self.options), nodes=self.nodes,
+                    created_by=self.created_by, warnings=list(self.warnings),
                     progress=last.progress if last is not None else None,
                     links={"inventory": f"{path}/inventory", "runs": f"{path}/runs", "jobs": f"{path}/jobs"})
 
@@ -348,14 +453,16 @@ def removed_nodes(old_inventory, new_inventory):
 
 
 class Clusters(Folder):
-    def create(self, name, service, given_options, queue, server):
+    def create(self, name, service, given_options, queue, server, *, created_by, keyring, requester=Requester()):
         if name is not None and name in self:
             raise Conflict(f"A cluster named {name!r} exists already in this project.", code="NameTaken")
         playbooks = require_playbooks(service, "create", "update", "teardown")
         cluster_id = new_id()
+        project = self.__parent__
         options, inventory = configure(service, given_options, name=name or cluster_id, cluster_id=cluster_id,
-                                       project=self.__parent__.name, server=server)
-        cluster = Cluster(name, service, given_options, options, inventory, cluster_id)
+                                       project=project.name, server=server, credentials=project.credentials,
+                                       requester=requester)
+        cluster = Cluster(name, service, given_options, options, inventory, cluster_id, created_by, keyring)
         self.add(cluster.name, cluster)
         service.clusters_using.change(1)
         cluster.start_step("create", [Run("create", playbooks["create"], inventory)], queue)

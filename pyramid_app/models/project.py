@@ -1,10 +1,15 @@
+import shutil
+
 from BTrees.OOBTree import OOBTree
 from pyramid.authorization import Allow
 
 from ..errors import Conflict
 from ..resources import Folder
+from ..uploads import stored_project_upload_dir
 from .cluster import Clusters
+from .credential import Credentials
 from .base import Entity
+from .run import after_commit
 
 ROLES = ("owner", "member", "viewer")
 
@@ -26,6 +31,7 @@ class Project(Entity):
         self.state = "active"
         self.members = OOBTree()  # username -> role
         self.clusters = Clusters("clusters", self)
+        self.credentials = Credentials("credentials", self)
 
     @property
     def __acl__(self):
@@ -88,7 +94,9 @@ class Projects(Folder):
         return project
 
     def delete(self, project):
-        """Remove the project, its clusters' records and its memberships."""
+        """Remove the project, its clusters' records and its memberships;
+        its upload directory once that commits (an aborted request, or a
+        retried one, removes nothing)."""
         root = self.__parent__
         project.state = "removed"  # its clusters' purges must not delete it again
         for cluster in list(project.clusters.values()):
@@ -98,3 +106,6 @@ class Projects(Folder):
             if user is not None:
                 user.projects.discard(project.name)
         self.remove(project.name)
+        uploads = stored_project_upload_dir(self, project.id)
+        if uploads is not None:
+            after_commit(self, lambda: shutil.rmtree(uploads, ignore_errors=True))

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from BTrees.Length import Length
 
-from ..catalog import SpecError, mask_secret_defaults, normalize_spec, template_options, version_key
+from ..catalog import (SpecError, mask_secret_defaults, normalize_spec, seal_secret_defaults, template_options,
+                       version_key)
 from ..errors import Conflict, ValidationFailed, detail
 from ..rendering import TemplateError, render_inventory
 from ..resources import Folder
@@ -69,14 +70,17 @@ class ServiceVersion(Entity):
     def version(self):
         return self.name
 
-    def configure(self, *, options=None, template=None, playbooks=None, description=None, server=None):
+    def configure(self, *, options=None, template=None, playbooks=None, description=None, server=None,
+                  keyring=None):
         """Change what is given, after checking that the template renders with
-        the options' defaults; nothing changes when anything is refused."""
+        the options' defaults; nothing changes when anything is refused. A
+        secret option's default is kept sealed (without `keyring`, offline,
+        in clear)."""
         spec = self.options if options is None else _normalized(options)
         text = self.template if template is None else template
         if text is not None:
             check_template(text, spec, server or {})
-        self.options = spec
+        self.options = seal_secret_defaults(spec, keyring) if keyring is not None else spec
         self.template = text
         if playbooks is not None:
             self.playbooks = dict(playbooks)
@@ -105,8 +109,8 @@ def _normalized(options):
 
 def check_template(text, spec, server):
     try:
-        render_inventory(text, options=template_options(spec, sample_options(spec)), cluster=EXAMPLE_CLUSTER,
-                         project="example", server=server)
+        render_inventory(text, options=template_options(spec, sample_options(spec), {}), cluster=EXAMPLE_CLUSTER,
+                         project="example", server=dict({"lend_identity": False}, **server))
     except TemplateError as error:
         raise ValidationFailed(f"The template does not render with the options' defaults: {error}.",
                                [detail("body", "template", str(error))]) from None
@@ -161,13 +165,14 @@ class Services(Folder):
         if not len(service):
             self.remove(service.name)
 
-    def load_builtins(self, builtins, server):
+    def load_builtins(self, builtins, server, keyring):
         """Built-ins come from service_templates/ at every start, so the files
         on disk are the truth; what clusters use is kept."""
         for loaded in builtins:
             entry = self.lookup(loaded["name"], loaded["version"])
             configuration = dict(options=loaded["options"], template=loaded["template"],
-                                 playbooks=loaded["playbooks"], description=loaded["description"], server=server)
+                                 playbooks=loaded["playbooks"], description=loaded["description"], server=server,
+                                 keyring=keyring)
             if entry is None:
                 self.register(loaded["name"], loaded["version"], loaded["description"], builtin=True,
                               **{k: v for k, v in configuration.items() if k != "description"})

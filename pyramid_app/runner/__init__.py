@@ -2,7 +2,6 @@
 ansible-runner, and recovery of runs a dead process left behind."""
 from .. import settings
 from ..connections import database
-from ..security import callback_key
 from .dispatcher import Dispatcher
 
 
@@ -37,7 +36,7 @@ def includeme(config):
     var_dir = settings.get(registry, "var_dir")
     registry.dispatcher = Dispatcher(
         database(registry), var_dir, settings.get(registry, "playbooks_dir"), settings.get(registry, "runner_slots"),
-        callback_key(var_dir), settings.get(registry, "callback_url") or None,
-        settings.get(registry, "sweep_seconds"))
+        registry.keyring, settings.get(registry, "callback_url") or None, settings.get(registry, "sweep_seconds"),
+        bwrap=settings.get(registry, "bwrap"), lend_identity=settings.get(registry, "lend_server_identity"))
     if settings.get(registry, "start_dispatcher"):
         registry.dispatcher.start()

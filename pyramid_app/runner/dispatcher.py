@@ -6,21 +6,25 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import ansible_runner
 import transaction
 from ZODB.POSException import POSKeyError
 
 from ..models.run import QUEUE_SIGNAL, SCHEDULE_REQUESTS
-from ..rendering import SECRETS_VARIABLE
+from ..models.cluster import KEY_FILE_VARIABLES, is_credential_reference, local_nodes
+from ..rendering import CREDENTIALS_VARIABLE, SECRETS_VARIABLE, inventory_as_json, parse_inventory
 from ..resources import app_root
-from ..security import job_secret
+from ..security import callback_keys, job_secret
 from ..settings import REPOSITORY
-from ..uploads import upload_dir
+from ..uploads import project_upload_dir
 from .events import EventRecorder
+from . import sandbox
 from .process import is_alive, kill_processes_using, this_process
 from .transactions import retrying
 
@@ -50,10 +54,40 @@ def stdout_path(var_dir, run):
     return run_directory(var_dir, run) / "artifacts" / "run" / "stdout"
 
 
+class RunRefused(Exception):
+    """A run that must not start (it would lend the server's identity, or
+    its credential is gone): it fails with this reason."""
+
+
+def forget_secrets(directory):
+    """What a run's end (or, after a crash, recovery) removes: the extra
+    vars (secret values, job callback secrets) and the credential files."""
+    (directory / "env" / "extravars").unlink(missing_ok=True)
+    shutil.rmtree(directory / CREDENTIALS_DIR, ignore_errors=True)
+
+
+def ssh_environment(lent, known_hosts, control_dir):
+    """How a run's ssh logs in. Not lent: only the identities the inventory
+    names (the cluster's credential files), no agent, no user or system ssh
+    configuration, the project's own known hosts. Its control sockets are
+    its own either way: a master another project's run opened would log it
+    in with that project's key."""
+    environment = {"ANSIBLE_SSH_CONTROL_PATH_DIR": control_dir}
+    if not lent:
+        environment.update({
+            "SSH_AUTH_SOCK": "", "ANSIBLE_PRIVATE_KEY_FILE": "",
+            "ANSIBLE_SSH_ARGS": "-F /dev/null -o IdentitiesOnly=yes -o IdentityAgent=none -o ControlMaster=auto "
+                                f"-o ControlPersist=10s -o UserKnownHostsFile={known_hosts}"})
+    return environment
+
+
 class Dispatcher:
-    def __init__(self, db, var_dir, playbooks_dir, slots, callback_key, callback_url=None, sweep_seconds=10):
+    def __init__(self, db, var_dir, playbooks_dir, slots, keyring, callback_url=None, sweep_seconds=10,
+                 bwrap="bwrap", lend_identity=False):
         self.db = db
-        self.callback_key = callback_key
+        self.keyring = keyring
+        self.bwrap = bwrap
+        self.lend_identity = lend_identity  # provisioner.lend_server_identity, for admins' clusters
         self.callback_url = callback_url  # learned from requests when not configured
         self.sweep_seconds = sweep_seconds
         self._next_sweep = 0.0
@@ -66,8 +100,11 @@ class Dispatcher:
         self.threads = []
         self._busy = 0
         self._busy_lock = threading.Lock()
+        # ansible-runner starts from the server's environment: what in it
+        # is the service's own is blanked for the runs
         self.environment = {"ANSIBLE_CONFIG": str(ANSIBLE_CONFIG), "ANSIBLE_NOCOLOR": "1",
-                            "ANSIBLE_FORCE_COLOR": "0",
+                            "ANSIBLE_FORCE_COLOR": "0", "PROVISIONER_SECRET_KEY": "",
+                            "PROVISIONER_ADMIN_PASSWORD": "",
                             "PATH": os.pathsep.join([BIN_DIR, os.environ.get("PATH", os.defpath)])}
 
     @property
@@ -110,8 +147,7 @@ class Dispatcher:
             for run in retrying(manager, mark_lost):
                 directory = run_directory(self.var_dir, run)
                 killed = kill_processes_using(directory)
-                # Its end, which never came, would have removed the secrets.
-                (directory / "env" / "extravars").unlink(missing_ok=True)
+                forget_secrets(directory)  # its end, which never came, would have
                 log.warning("run %s of cluster %s was lost (killed leftover process groups: %s)",
                             run.name, run.cluster.name, sorted(killed) or "none")
         finally:
@@ -226,25 +262,33 @@ class Dispatcher:
             manager.abort()
             return requested
 
+        control_dir = tempfile.mkdtemp(prefix="provisioner-cp-")  # short: a socket path has 107 bytes
         try:
             inventory = self._prepare(directory, run)
-            extravars = unsafe(dict(self._launch_extravars(manager, run) if run.step == "launch" else run.extravars,
-                                    **{SECRETS_VARIABLE: run.cluster.secrets()}))
+            access = self._access(manager, run, directory)
+            extravars = unsafe(dict(self._launch_extravars(manager, run, access) if run.step == "launch"
+                                    else run.extravars,
+                                    **{SECRETS_VARIABLE: access.secrets, CREDENTIALS_VARIABLE: access.key_files}))
+            environment = dict(self.environment, **ssh_environment(access.lent, access.known_hosts, control_dir))
             result = ansible_runner.run(
                 private_data_dir=str(directory), project_dir=str(self.playbooks_dir), playbook=run.playbook,
                 inventory=str(inventory), limit=run.limit, extravars=extravars, ident="run",
-                roles_path=[str(ROLES_DIR)], envvars=self.environment,
+                roles_path=[str(ROLES_DIR)], envvars=environment,
                 settings=RUNNER_SETTINGS, event_handler=recorder.on_event, cancel_callback=should_cancel,
                 quiet=True)
             recorder.flush()
             status, reason = outcome(result.status, result.rc, recorder.failure)
             rc = result.rc
+        except RunRefused as refusal:
+            log.warning("run %s was refused: %s", run.id, refusal)
+            status, rc, reason = "failed", None, str(refusal)
         except Exception as exc:
             log.exception("run %s could not be executed", run.id)
             status, rc, reason = "failed", None, f"the run could not be executed: {exc}"
         finally:
             # Extravars hold the jobs' callback secrets and the cluster's secret options: keep none on disk.
-            (directory / "env" / "extravars").unlink(missing_ok=True)
+            forget_secrets(directory)
+            shutil.rmtree(control_dir, ignore_errors=True)
 
         def finish():
             app_root(run._p_jar).running_runs.pop(run.id, None)
@@ -270,9 +314,53 @@ class Dispatcher:
             cluster.state = "failed"
             cluster.state_reason = f"The {cluster.step} step could not be recorded: {exc}; POST .../retry."
 
-    def _launch_extravars(self, manager, run):
+    def _access(self, manager, run, directory):
+        """What the run logs in and reads secrets with, read fresh: the
+        cluster's secret values, its credentials written to files of the
+        run's own (mode 0600), and whether the server's identity may be lent."""
+        manager.begin()
+        try:
+            cluster = run.cluster
+            root = app_root(run._p_jar)
+            creator = root.users.get(cluster.created_by) if cluster.created_by else None
+            by_admin = creator is not None and creator.admin
+            lent = self.lend_identity and by_admin
+            hostvars = inventory_as_json(parse_inventory(run.inventory))["_meta"]["hostvars"]
+            if not lent:
+                for host, variables in sorted(hostvars.items()):
+                    for name in KEY_FILE_VARIABLES:
+                        value = variables.get(name)
+                        if value and not is_credential_reference(value):
+                            raise RunRefused(f"node {host} would log in with {value}, a key file on the server; "
+                                             "give the cluster a credential of its project (see its warnings)")
+            key_files = {}
+            for option, name in sorted(cluster.credential_files().items()):
+                credential = cluster.project.credentials.get(name)
+                if credential is None:
+                    raise RunRefused(f"the credential {name!r} that option {option} names is gone")
+                key_files[option] = write_private(directory / CREDENTIALS_DIR / str(len(key_files)),
+                                                  credential.private_key(self.keyring))
+            return RunAccess(secrets=cluster.secrets(self.keyring), key_files=key_files, lent=lent,
+                             known_hosts=self._known_hosts(cluster.project.id),
+                             # only an admin's cluster runs unsandboxed, where the sandbox cannot start
+                             sandboxed=set() if by_admin and not sandbox.available(self.bwrap)
+                             else set(local_nodes(hostvars)),
+                             callback_key=callback_keys(root, self.keyring)[0])
+        finally:
+            manager.abort()
+
+    def _known_hosts(self, project_id):
+        """The project's own known_hosts: a host key one project accepted
+        never decides another's logins."""
+        directory = self.var_dir / "known_hosts"
+        directory.mkdir(mode=0o700, exist_ok=True)
+        path = directory / project_id
+        path.touch(mode=0o600, exist_ok=True)
+        return str(path)
+
+    def _launch_extravars(self, manager, run, access):
         """The job specs for job_launch.yml, each with its callback secret,
-        built now rather than stored."""
+        built now rather than stored; local nodes' jobs run sandboxed."""
         manager.begin()
         try:
             cluster = run.cluster
@@ -287,10 +375,11 @@ class Dispatcher:
                         "id": job.id, "attempt": job.attempts, "dir": cluster.job_dir(job), "cmd": job.cmd,
                         "cwd": job.cwd, "env": job.env, "time_limit": job.time_limit,
                         "memory_limit": job.memory_mb * 1024 * 1024, "callback_url": url,
-                        "callback_secret": job_secret(self.callback_key, job.id, job.attempts) if url else None,
+                        "callback_secret": job_secret(access.callback_key, job.id, job.attempts) if url else None,
+                        "sandbox": {"bwrap": self.bwrap} if node in access.sandboxed else None,
                         "files": [{"upload": name, "staged": cluster.staged_upload(node, name)} for name in job.files]})
             return {"provisioner_jobs_launch": launch,
-                    "provisioner_jobs_uploads_src": str(upload_dir(self.var_dir))}
+                    "provisioner_jobs_uploads_src": str(project_upload_dir(self.var_dir, cluster.project.id))}
         finally:
             manager.abort()
 
@@ -303,6 +392,26 @@ class Dispatcher:
         (directory / "run.json").write_text(json.dumps({"run": run.id, "playbook": run.playbook,
                                                         "limit": run.limit, "queued": time.time()}))
         return inventory
+
+
+CREDENTIALS_DIR = "credentials"
+
+
+class RunAccess(NamedTuple):
+    secrets: dict  # secret option -> value
+    key_files: dict  # credential option -> the key file written for the run
+    lent: bool  # the server's own SSH agent and keys may log in
+    known_hosts: str
+    sandboxed: set  # the nodes whose jobs run in the sandbox
+    callback_key: bytes  # the newest: job secrets derive from it
+
+
+def write_private(path, text):
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as stream:
+        stream.write(text)
+    return str(path)
 
 
 def unsafe(value):

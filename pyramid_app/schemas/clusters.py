@@ -60,6 +60,9 @@ class Cluster(Entity):
     options = AnyObject(description="Effective options; secrets shown as ******.")
     nodes = colander.SequenceSchema(Node())
     progress = AnyObject(missing=None, description="tasks_done, current_task, hosts: of the live (or last) run.")
+    created_by = colander.SchemaNode(colander.String(), missing=None, description="The user who created it.")
+    warnings = colander.SequenceSchema(colander.SchemaNode(colander.String()),
+                                       description="What an admin must act on before its next step.")
     links = AnyObject()
 
 

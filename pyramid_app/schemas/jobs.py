@@ -93,8 +93,9 @@ class JobSpec(StrictMapping):
     deps = Deps(missing=[], description="Jobs that must succeed first: in the cluster or earlier in the array.")
     node = colander.SchemaNode(StrictString(), missing=None, description="Pin to this node.")
     files = Files(missing=[], validator=colander.Length(0, MAX_FILES_PER_JOB),
-                  description="Uploads (paths given to PUT /v1/uploads) copied into the job's directory on "
-                              "the node, at the same relative path, before the job starts.")
+                  description="The project's uploads (paths given to PUT /v1/projects/{project}/uploads) "
+                              "copied into the job's directory on the node, at the same relative path, before "
+                              "the job starts.")
 
 
 class JobDefaults(colander.MappingSchema):

@@ -3,6 +3,7 @@
     provisioner users create NAME [--admin] [-c development.ini]
     provisioner users set-password NAME [-c development.ini]
     provisioner render SERVICE VERSION --name NAME --options options.json [-c development.ini]
+    provisioner secrets rotate [-c development.ini]
 
 The password is asked twice on a terminal, or read from standard input
 (`--password-stdin`) for scripts.
@@ -21,20 +22,33 @@ from ZODB.POSException import StorageError
 from zodburi import resolve_uri
 
 from .. import settings as settings_module
+from ..bootstrap import forget_initial_admin_password
 from ..catalog import load_service_dir
 from ..errors import APIError
 from ..models.base import new_id
 from ..models.cluster import configure
 from ..models.service import Service, ServiceVersion
-from ..evolve import evolve
+from ..evolve import evolve, pack_away_history
+from ..rotation import reseal_everything, rotate
+from ..sealing import KeyRing, SealingError
 from ..resources import app_root
 from ..schemas.common import NAME_RULE, is_valid_name
 from ..schemas.users import MIN_PASSWORD
 
 
+def load_settings(config_file):
+    return settings_module.load(get_loader(config_file, protocols=["wsgi"]).get_wsgi_app_settings())
+
+
+def open_keyring(loaded):
+    try:
+        return KeyRing(loaded["provisioner.secret_key"], loaded["provisioner.var_dir"])
+    except (SealingError, OSError) as exc:
+        sys.exit(f"Cannot read the secret key ring: {exc}.")
+
+
 def open_database(config_file):
-    app_settings = get_loader(config_file, protocols=["wsgi"]).get_wsgi_app_settings()
-    loaded = settings_module.load(app_settings)
+    loaded = load_settings(config_file)
     storage_factory, dbkw = resolve_uri(loaded["zodbconn.uri"])
     try:
         return DB(storage_factory(), **dbkw)
@@ -59,7 +73,8 @@ def with_users(args, change):
     db = open_database(args.config)
     try:
         connection = db.open()
-        evolve(connection)
+        loaded = load_settings(args.config)
+        evolve(connection, open_keyring(loaded), loaded["provisioner.var_dir"])
         with transaction.manager:
             message = change(app_root(connection).users)
         print(message)
@@ -79,6 +94,7 @@ def users_create(args):
 
 def users_set_password(args):
     password = read_password(args)
+    var_dir = load_settings(args.config)["provisioner.var_dir"]
 
     def change(users):
         user = users.get(args.name)
@@ -86,6 +102,7 @@ def users_set_password(args):
             raise APIError(f"No user named {args.name!r}.")
         user.set_password(password)
         users.revoke_all_tokens(user)
+        forget_initial_admin_password(users, user.name, var_dir)
         return f"Set the password of {args.name!r}; their tokens are revoked."
 
     with_users(args, change)
@@ -105,7 +122,8 @@ def find_service(args, loaded_settings, resources):
         return entry
     db = open_database(args.config)
     resources.callback(db.close)
-    entry = evolve(db.open()).services.lookup(args.service, args.version)
+    entry = evolve(db.open(), open_keyring(loaded_settings), loaded_settings["provisioner.var_dir"]
+                   ).services.lookup(args.service, args.version)
     if entry is None:
         sys.exit(f"No service {args.service} {args.version}, built in or registered.")
     return entry
@@ -128,6 +146,30 @@ def render(args):
         problems = "\n".join(f"  {d['name']}: {d['description']}" for d in exc.details)
         sys.exit(f"{exc.message}\n{problems}".rstrip())
     sys.stdout.write(inventory)
+
+
+def secrets_rotate(args):
+    """Seal every secret again under a new key and rotate the callback key;
+    the storage is packed so that no old revision keeps what the old key
+    sealed."""
+    loaded = load_settings(args.config)
+    keyring = open_keyring(loaded)
+    db = open_database(args.config)
+    try:
+        connection = db.open()
+        evolve(connection, keyring, loaded["provisioner.var_dir"])
+
+        def commit_resealed(old, new):
+            with transaction.manager:
+                return reseal_everything(app_root(connection), old, new)
+        count, ring = rotate(keyring, commit_resealed)
+        pack_away_history(db)
+    finally:
+        db.close()
+    print(f"Sealed {count} values under a new key; the previous callback key still verifies jobs in flight.")
+    if ring is not None:
+        print("The key is configured (PROVISIONER_SECRET_KEY or provisioner.secret_key): set it to this before "
+              f"starting the service again:\n{ring}")
 
 
 def parser():
@@ -155,6 +197,13 @@ def parser():
     command.add_argument("--options", help="a JSON file with the options")
     command.add_argument("-c", "--config", default="development.ini", help="the ini file (development.ini)")
     command.set_defaults(handler=render)
+
+    secrets = commands.add_parser("secrets", help="the key that seals secrets at rest")
+    secret_commands = secrets.add_subparsers(dest="secrets_command", required=True)
+    command = secret_commands.add_parser("rotate", help="seal everything under a new key (stop a FileStorage "
+                                         "server first)")
+    command.add_argument("-c", "--config", default="development.ini", help="the ini file (development.ini)")
+    command.set_defaults(handler=secrets_rotate)
     return top
 
 

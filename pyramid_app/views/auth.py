@@ -1,5 +1,6 @@
 from .. import settings
 from ..api import endpoint, no_content
+from ..bootstrap import forget_initial_admin_password
 from ..errors import APIError
 from ..models.user import token_json
 from ..schemas import auth as schemas
@@ -18,6 +19,7 @@ def create_token(request):
                        headers={"WWW-Authenticate": 'Bearer realm="provisioner"'})
     seconds = min(data["expiration"], settings.get(request, "token_max_expiration"))
     token, expires_at = users.issue_token(user, seconds)
+    forget_initial_admin_password(users, user.name, settings.get(request, "var_dir"))
     return token_json(token, user, expires_at)
 
 

@@ -6,10 +6,12 @@ from pyramid.response import Response
 from .. import settings
 from ..api import created, endpoint, no_content, page
 from ..errors import APIError, Conflict, ValidationFailed, detail
-from ..models.cluster import configure
+from ..models.cluster import Requester, configure
 from ..rendering import inventory_as_ini, inventory_as_json, parse_inventory
+from ..runner import sandbox
 from ..runner.dispatcher import stdout_path
 from ..schemas import clusters as schemas
+from ..sealing import open_values
 from ..schemas.common import ListOf, Pagination
 
 TAGS = ("clusters",)
@@ -17,6 +19,12 @@ TAGS = ("clusters",)
 
 def _server(request):
     return {"var_dir": settings.get(request, "var_dir")}
+
+
+def _requester(request):
+    admin = request.identity.admin
+    return Requester(admin=admin, lend_identity=admin and settings.get(request, "lend_server_identity"),
+                     sandbox=sandbox.available(settings.get(request, "bwrap")))
 
 
 def _service(request, name, version):
@@ -52,7 +60,9 @@ def _create(request, name, data):
     project = request.context
     _open_project(project)
     service = _service(request, data["service"], data["version"])
-    cluster = project.clusters.create(name, service, data["options"], request.app_root.run_queue, _server(request))
+    cluster = project.clusters.create(name, service, data["options"], request.app_root.run_queue, _server(request),
+                                      created_by=request.identity.name, keyring=request.registry.keyring,
+                                      requester=_requester(request))
     return created(request, cluster.as_json())
 
 
@@ -82,11 +92,14 @@ def put_cluster(request):
         raise Conflict(f"Cluster {name!r} is {cluster.service} {cluster.version}; a cluster cannot change "
                        "service or version (create another one).", code="WrongService")
     service = _service(request, cluster.service, cluster.version)
+    keyring, requester = request.registry.keyring, _requester(request)
     options, _ = configure(service, data["options"], name=cluster.name, cluster_id=cluster.id,
-                           project=request.context.name, server=_server(request))
-    if options == cluster.options:
+                           project=request.context.name, server=_server(request),
+                           credentials=request.context.credentials, requester=requester)
+    if open_values(keyring, options) == cluster.options_in_clear(keyring):
         return cluster.as_json()
-    cluster.request_update(service, data["options"], request.app_root.run_queue, _server(request))
+    cluster.request_update(service, data["options"], request.app_root.run_queue, _server(request), keyring,
+                           requester)
     request.response.status_int = 202
     return cluster.as_json()
 
@@ -98,8 +111,10 @@ def put_cluster(request):
 def patch_cluster(request):
     cluster = request.context
     service = _service(request, cluster.service, cluster.version)
-    given = dict(cluster.given_options, **request.validated["options"])
-    cluster.request_update(service, given, request.app_root.run_queue, _server(request))
+    keyring = request.registry.keyring
+    given = dict(cluster.given_options_in_clear(keyring), **request.validated["options"])
+    cluster.request_update(service, given, request.app_root.run_queue, _server(request), keyring,
+                           _requester(request))
     return cluster.as_json()
 
 

@@ -1,4 +1,3 @@
-import hmac
 from itertools import chain, islice
 from pathlib import Path
 from urllib.parse import urlencode
@@ -12,8 +11,8 @@ from ..api import created, decode_utf8, endpoint, no_content, page, parse_json
 from ..errors import APIError, Conflict, NotFound, ValidationFailed, detail
 from ..schemas import jobs as schemas
 from ..schemas.common import ListOf
-from ..security import job_secret
-from ..uploads import placement_problems, upload_dir, upload_target
+from ..security import callback_keys, secret_matches
+from ..uploads import placement_problems, project_upload_dir, upload_target
 
 TAGS = ("jobs",)
 
@@ -42,7 +41,8 @@ def _job_specs(request, cluster):
     if "cpus" in defaults and defaults["cpus"].is_integer():
         defaults["cpus"] = int(defaults["cpus"])
     schema, specs, problems = schemas.JobSpec(), [], []
-    uploads = UploadChecks(upload_dir(settings.get(request, "var_dir")))
+    uploads = UploadChecks(project_upload_dir(settings.get(request, "var_dir"), cluster.project.id),
+                           cluster.project.name)
     earlier = set()  # names given earlier in this body; the cluster's own are looked up one by one
     for index, item in enumerate(items):
         prefix = f"[{index}]." if isinstance(body, list) else ""
@@ -69,11 +69,13 @@ def _job_specs(request, cluster):
 
 
 class UploadChecks:
-    """Jobs' `files` checked against the upload directory, each name once
-    per request however many jobs name it."""
+    """Jobs' `files` checked against their project's upload directory (no
+    other project's, nor the global one), each name once per request however
+    many jobs name it."""
 
-    def __init__(self, root):
+    def __init__(self, root, project):
         self.root = root
+        self.project = project  # its name, for the messages
         self.checked = {}  # name -> (normal name, problem or None)
 
     def normal_names(self, files, location, problems):
@@ -96,7 +98,8 @@ class UploadChecks:
         except ValidationFailed as invalid:
             return None, invalid.details[0]["description"]
         if not target.is_file():
-            return None, f"no upload {name!r}: PUT /v1/uploads?path=..."
+            return None, (f"no upload {name!r} in project {self.project!r}: "
+                          f"PUT /v1/projects/{self.project}/uploads?path=...")
         return normal, None
 
 
@@ -276,8 +279,8 @@ def report_job(request):
     job = request.app_root.jobs_by_id.get(report["job"])
     if job is None:
         raise NotFound(f"No job {report['job']!r}.")
-    expected = job_secret(request.registry.dispatcher.callback_key, job.id, report["attempt"])
-    if not hmac.compare_digest(expected, report["secret"]):
+    keys = callback_keys(request.app_root, request.registry.keyring)
+    if not secret_matches(keys, job.id, report["attempt"], report["secret"]):
         raise APIError("The secret does not match this job's attempt.", status=403, code="Forbidden")
     if not job.cluster.jobs.receive(job, report["attempt"], report):
         raise Conflict(f"Job {job.name!r} is {job.state} (attempt {job.attempts}); the report is not needed.",

@@ -1,40 +1,35 @@
 """Uploads and warnings (API.md, Service information)."""
-import os
-import tempfile
-
 from .. import settings
 from ..api import endpoint
-from ..errors import ValidationFailed, detail
 from ..models.warning import warning_json
 from ..schemas import service_info as schemas
-from ..uploads import upload_dir, upload_target
+from ..uploads import project_upload_dir, store, upload_dir
 
 TAGS = ("service",)
 
 
-@endpoint("uploads", "PUT", summary="Store the raw body as a file in the server's upload directory; jobs "
-          "name uploads in `files`. Paths that leave the directory are refused.", permission="authenticated",
+@endpoint("uploads", "PUT", summary="Store the raw body as a file in the server's global upload directory "
+          "(admins only; no job reads it: a project's jobs name the uploads of PUT "
+          "/v1/projects/{project}/uploads). Paths that leave the directory are refused.", permission="admin",
           query=schemas.UploadQuery(), raw_body="application/octet-stream", response=schemas.Upload(),
-          other_statuses=(201,), errors=(400, 401, 413), tags=TAGS)
+          other_statuses=(201,), errors=(400, 401, 403, 413), tags=TAGS)
 def upload(request):
-    target, name = upload_target(upload_dir(settings.get(request, "var_dir")), request.validated_query["path"])
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise ValidationFailed(f"A part of {name!r} is an uploaded file, not a directory.",
-                               [detail("querystring", "path", "a part of it is a file")]) from None
-    if target.is_dir():
-        raise ValidationFailed(f"{name!r} is a directory.", [detail("querystring", "path", "is a directory")])
-    existed = target.exists()
-    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as stream:
-        try:
-            stream.write(request.body)
-            stream.flush()
-            os.replace(stream.name, target)
-        except BaseException:
-            # a disk full must not leave a half-written file a job could name
-            os.unlink(stream.name)
-            raise
+    return stored(request, upload_dir(settings.get(request, "var_dir")))
+
+
+@endpoint("project_uploads", "PUT", summary="Store the raw body as a file in the project's upload directory "
+          "(members); the project's jobs name uploads in `files` to have them copied into their directory, "
+          "and no other project's job can. Paths that leave the directory are refused.", permission="edit",
+          query=schemas.UploadQuery(), raw_body="application/octet-stream", response=schemas.Upload(),
+          other_statuses=(201,), errors=(400, 401, 403, 404, 413), tags=("projects",))
+def project_upload(request):
+    return stored(request, project_upload_dir(settings.get(request, "var_dir"), request.context.id))
+
+
+def stored(request, root):
+    """Store the body under ?path= in the upload directory `root`: 201, or
+    200 when it replaced a file."""
+    name, existed = store(root, request.validated_query["path"], request.body)
     request.response.status_int = 200 if existed else 201
     return {"path": name, "size": len(request.body)}
 

@@ -29,7 +29,7 @@ def register_service(request):
         check_playbooks(data["playbooks"], settings.get(request, "playbooks_dir"))
     entry = request.app_root.services.register(
         data["name"], data["version"], data["description"], options=data["options"], template=data["template"],
-        playbooks=data["playbooks"], server=_server(request))
+        playbooks=data["playbooks"], server=_server(request), keyring=request.registry.keyring)
     return created(request, entry.as_json())
 
 
@@ -56,7 +56,7 @@ def _change(request, **configuration):
     """One part of a registered (not built-in) version, checked as a whole."""
     entry = request.context
     entry.refuse_change_if_builtin()
-    entry.configure(server=_server(request), **configuration)
+    entry.configure(server=_server(request), keyring=request.registry.keyring, **configuration)
     return entry.as_json()
 
 

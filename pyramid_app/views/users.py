@@ -1,4 +1,6 @@
+from .. import settings
 from ..api import endpoint, no_content, page
+from ..bootstrap import forget_initial_admin_password
 from ..errors import Conflict, NotFound, ValidationFailed, detail
 from ..schemas import users as schemas
 from ..schemas.common import ListOf, NAME_RULE, Pagination, is_valid_name
@@ -39,6 +41,8 @@ def put_user(request):
     data = request.validated
     users = request.app_root.users
     user = users.get(name)
+    if "password" in data:
+        forget_initial_admin_password(users, name, settings.get(request, "var_dir"))
     if user is None:
         if not is_valid_name(name):
             raise ValidationFailed(f"{name!r} is not a valid user name.", [detail("path", "user", f"must be {NAME_RULE}")])

@@ -1,10 +1,15 @@
 from datetime import timedelta
 
+import pytest
 import transaction
+import webtest
 
+from pyramid_app import main
+from pyramid_app.bootstrap import ADMIN_PASSWORD_FILE
+from pyramid_app.connections import database
 from pyramid_app.resources import app_root
 from pyramid_app.security import token_digest
-from tests.conftest import ADMIN_PASSWORD, assert_error
+from tests.conftest import ADMIN_PASSWORD, assert_error, close, settings_for
 
 
 def test_login_answers_a_token_with_its_user_and_expiry(testapp):
@@ -85,3 +90,42 @@ def test_users_me(testapp, api):
     me = testapp.get("/v1/users/me", headers=api.as_admin).json
     assert me["name"] == "admin" and me["admin"] is True and me["url"] == "/v1/users/admin"
     assert "password_hash" not in me and "password" not in me
+
+
+@pytest.fixture
+def generated_admin(tmp_path, monkeypatch):
+    """An app whose first start generated admin's password, and its file."""
+    monkeypatch.delenv("PROVISIONER_ADMIN_PASSWORD", raising=False)
+    app = main({}, **settings_for(tmp_path, **{"provisioner.admin_password": "",
+                                               "provisioner.start_dispatcher": "false"}))
+    password_file = tmp_path / ADMIN_PASSWORD_FILE
+    try:
+        yield app, webtest.TestApp(app), password_file, password_file.read_text().strip()
+    finally:
+        close(app)
+
+
+def test_the_initial_admin_password_file_goes_once_admin_signs_in(generated_admin):
+    app, testapp, password_file, password = generated_admin
+    testapp.post_json("/v1/auth/token", {"username": "admin", "password": "not-the-password"}, status=401)
+    testapp.post_json("/v1/auth/token", {"username": "ghost", "password": password}, status=401)
+    testapp.post_json("/v1/auth/token", {"username": "admin", "password": password, "expiration": 0},
+                      status=400)
+    assert password_file.read_text().strip() == password
+    testapp.post_json("/v1/auth/token", {"username": "admin", "password": password}, status=201)
+    assert not password_file.exists()
+    testapp.post_json("/v1/auth/token", {"username": "admin", "password": password}, status=201)
+
+
+def test_the_initial_admin_password_file_goes_once_admins_password_changes(generated_admin):
+    app, testapp, password_file, password = generated_admin
+    with database(app.registry).transaction() as connection:
+        app_root(connection).users.create("ops", "password-of-ops", admin=True)
+    ops = {"Authorization": "Bearer " + testapp.post_json("/v1/auth/token", {"username": "ops",
+                                                          "password": "password-of-ops"}).json["token"]}
+    testapp.put_json("/v1/users/admin", {"admin": True}, headers=ops, status=200)
+    testapp.put_json("/v1/users/admin", {"password": "short"}, headers=ops, status=400)
+    testapp.put_json("/v1/users/someone", {"password": "password-of-someone"}, headers=ops, status=201)
+    assert password_file.read_text().strip() == password
+    testapp.put_json("/v1/users/admin", {"password": "a-new-admin-password"}, headers=ops, status=200)
+    assert not password_file.exists()

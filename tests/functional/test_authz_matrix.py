@@ -24,7 +24,8 @@ import webtest
 from pyramid_tm import default_commit_veto
 
 from pyramid_app import main
-from tests.conftest import ADMIN_PASSWORD, Client, assert_error, close, finish_step, settings_for
+from tests.conftest import (ADMIN_PASSWORD, Client, assert_error, close, finish_step, new_private_key,
+                            settings_for)
 
 pytestmark = pytest.mark.xdist_group("authz_matrix")  # one app, set up once
 
@@ -58,7 +59,6 @@ MATRIX = [
     ("service",           "GET",    401,  401,  401,  200,  200,  200,  200,  200),
     ("service_version",   "GET",    401,  401,  401,  200,  200,  200,  200,  200),
     ("all_jobs",          "GET",    401,  401,  401,  200,  200,  200,  200,  200),
-    ("uploads",           "PUT",    401,  401,  401,  200,  200,  200,  200,  200),
     ("warnings",          "GET",    401,  401,  401,  200,  200,  200,  200,  200),
     ("warnings",          "DELETE", 401,  401,  401,  200,  200,  200,  200,  200),
     # admins only
@@ -71,6 +71,7 @@ MATRIX = [
     ("service_template",  "PUT",    401,  401,  401,  403,  403,  403,  403,  200),
     ("service_options",   "PUT",    401,  401,  401,  403,  403,  403,  403,  200),
     ("service_playbooks", "PUT",    401,  401,  401,  403,  403,  403,  403,  200),
+    ("uploads",           "PUT",    401,  401,  401,  403,  403,  403,  403,  200),  # the global directory
     # the project's readers: outsiders get 404, as if it did not exist
     ("project",           "GET",    401,  401,  401,  404,  200,  200,  200,  200),
     ("members",           "GET",    401,  401,  401,  404,  200,  200,  200,  200),
@@ -85,6 +86,8 @@ MATRIX = [
     ("job",               "GET",    401,  401,  401,  404,  200,  200,  200,  200),
     ("job_stdout",        "GET",    401,  401,  401,  404,  200,  200,  200,  200),
     ("job_stderr",        "GET",    401,  401,  401,  404,  200,  200,  200,  200),
+    ("credentials",       "GET",    401,  401,  401,  404,  200,  200,  200,  200),
+    ("credential",        "GET",    401,  401,  401,  404,  200,  200,  200,  200),
     # members change clusters and jobs; viewers may not
     ("clusters",          "POST",   401,  401,  401,  404,  403,  201,  201,  201),
     ("cluster_put",       "PUT",    401,  401,  401,  404,  403,  200,  200,  200),
@@ -95,11 +98,15 @@ MATRIX = [
     ("jobs",              "DELETE", 401,  401,  401,  404,  403,  200,  200,  200),
     ("job",               "DELETE", 401,  401,  401,  404,  403,  200,  200,  200),
     ("job_restart",       "POST",   401,  401,  401,  404,  403,  200,  200,  200),
+    ("project_uploads",   "PUT",    401,  401,  401,  404,  403,  200,  200,  200),  # 200: replaces matrix.txt
     # owners manage the project and its members
     ("project",           "PATCH",  401,  401,  401,  404,  403,  403,  200,  200),
     ("project",           "DELETE", 401,  401,  401,  404,  403,  403,  202,  202),  # 202: live clusters
     ("member",            "PUT",    401,  401,  401,  404,  403,  403,  200,  200),
     ("member",            "DELETE", 401,  401,  401,  404,  403,  403,  204,  204),
+    ("credentials",       "POST",   401,  401,  401,  404,  403,  403,  201,  201),
+    ("credential",        "PUT",    401,  401,  401,  404,  403,  403,  200,  200),
+    ("credential",        "DELETE", 401,  401,  401,  404,  403,  403,  204,  204),
 ]
 
 # The object each route's path names (made by `matrix` below).
@@ -119,6 +126,8 @@ PATHS = {
     "jobs": f"{CLUSTER}/jobs", "job": f"{CLUSTER}/jobs/waiting", "job_stdout": f"{CLUSTER}/jobs/waiting/stdout",
     "job_stderr": f"{CLUSTER}/jobs/waiting/stderr", "job_restart": f"{CLUSTER}/jobs/stopped/restart",
     "all_jobs": "/v1/jobs", "job_reports": "/v1/job-reports", "uploads": "/v1/uploads?path=matrix.txt",
+    "project_uploads": f"{PROJECT}/uploads?path=matrix.txt",
+    "credentials": f"{PROJECT}/credentials", "credential": f"{PROJECT}/credentials/key1",
     "warnings": "/v1/warnings",
 }
 QUERIES = {("jobs", "DELETE"): "?state=queued"}
@@ -138,6 +147,9 @@ BODIES = {
     ("project", "PATCH"): {"description": "Changed."},
     ("member", "PUT"): {"role": "viewer"},
     ("uploads", "PUT"): b"data",
+    ("project_uploads", "PUT"): b"data",
+    ("credentials", "POST"): {"name": "key2", "kind": "ssh_key", "private_key": "{private_key}"},
+    ("credential", "PUT"): {"kind": "ssh_key", "private_key": "{private_key}"},
 }
 
 
@@ -166,9 +178,13 @@ def matrix(tmp_path_factory):
     jobs = testapp.post_json(f"{CLUSTER}/jobs", [{"name": "waiting", "cmd": "true"},
                                                   {"name": "stopped", "cmd": "true"}], headers=api.as_admin).json
     testapp.delete(f"{CLUSTER}/jobs/stopped", headers=api.as_admin)
-    testapp.put("/v1/uploads?path=matrix.txt", b"data", headers=dict(api.as_admin, **{
-        "Content-Type": "application/octet-stream"}))
+    for uploads in ("/v1/uploads", f"{PROJECT}/uploads"):
+        testapp.put(f"{uploads}?path=matrix.txt", b"data", headers=dict(api.as_admin, **{
+            "Content-Type": "application/octet-stream"}))
     run = testapp.get(f"{CLUSTER}/runs", headers=api.as_admin).json["items"][0]["name"]
+    private_key = new_private_key()
+    testapp.post_json(f"{PROJECT}/credentials", {"name": "key1", "kind": "ssh_key", "private_key": private_key},
+                      headers=users["olga"])
 
     expires_at = datetime.fromisoformat(expired["expires_at"].replace("Z", "+00:00"))
     # expires_at is shown to the second, the real expiry is up to a second later
@@ -177,7 +193,7 @@ def matrix(tmp_path_factory):
                "outsider": users["stan"], "viewer": users["vera"], "member": users["mark"],
                "owner": users["olga"], "admin": api.as_admin}
     yield {"app": app, "testapp": testapp, "headers": headers,
-           "values": {"run": run, "job_id": jobs["items"][0]["id"]}}
+           "values": {"run": run, "job_id": jobs["items"][0]["id"], "private_key": private_key}}
     close(app)
 
 

@@ -89,3 +89,18 @@ def test_render_refuses_what_the_api_refuses(tmp_path):
     assert "options.nodes: 0 is less than minimum value 1" in refused.stderr
     assert "options.colour: unknown option" in refused.stderr
     assert "No service nothing 1.0" in render(tmp_path, "nothing", "1.0").stderr
+
+
+def test_setting_admins_password_deletes_the_initial_password_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("PROVISIONER_ADMIN_PASSWORD", raising=False)
+    close(main({}, **{"provisioner.var_dir": str(tmp_path), "zodbconn.uri": "file://{var_dir}/Data.fs",
+                      "provisioner.admin_password": "", "provisioner.start_dispatcher": "false"}))
+    password_file = tmp_path / "initial-admin-password"
+    assert password_file.is_file()
+    provisioner(tmp_path, "users", "create", "ops", password="password-of-ops")
+    assert provisioner(tmp_path, "users", "set-password", "ops", password="another-one").returncode == 0
+    assert password_file.is_file()
+    reset = provisioner(tmp_path, "users", "set-password", "admin", password="a-new-admin-password")
+    assert reset.returncode == 0, reset.stderr
+    assert not password_file.exists()
+    assert login(tmp_path, "admin", "a-new-admin-password").json["user"] == "admin"

@@ -68,7 +68,8 @@ def test_an_upload_path_part_longer_than_a_file_name_is_a_400(app_settings, test
 def test_every_success_status_a_view_sets_is_documented(testapp):
     """PUT /v1/uploads answered 201 and DELETE /v1/projects/{project} 204 with no body, undocumented."""
     cluster, project = "/v1/projects/{project}/clusters/{cluster}", "/v1/projects/{project}"
-    expected = [("put", "/v1/uploads", {"200", "201"}), ("put", "/v1/users/{user}", {"200", "201"}),
+    expected = [("put", "/v1/uploads", {"200", "201"}), ("put", project + "/uploads", {"200", "201"}),
+                ("put", "/v1/users/{user}", {"200", "201"}),
                 ("put", project + "/members/{user}", {"200", "201"}), ("put", cluster, {"200", "201", "202"}),
                 ("delete", cluster, {"202", "204"}), ("delete", project, {"202", "204"}),
                 ("delete", cluster + "/jobs/{job}", {"200", "204"})]

@@ -13,6 +13,7 @@ from tests.conftest import Client, assert_error, close, in_state, settings_for, 
 from tests.crashes import processes_naming
 
 JOBS = "/v1/projects/demo/clusters/shared/jobs"
+OCTETS = {"Content-Type": "application/octet-stream"}
 FINISHED = ("succeeded", "failed", "cancelled", "lost")
 
 
@@ -70,14 +71,19 @@ def test_env_and_cwd(api):
     assert finished(api, name)["stdout"] == "hi here\n"
 
 
+def upload(api, path, body, status=None, project="demo"):
+    return api.testapp.put(f"/v1/projects/{project}/uploads?path={path}", body, headers=dict(api.as_admin, **OCTETS),
+                           status=status)
+
+
 def test_uploads_named_in_files_are_copied_into_the_job_directory(api):
     name, path = unique("files"), f"inputs/{unique('data')}.txt"
-    api.testapp.put(f"/v1/uploads?path={path}", b"first\n", headers=api.as_admin, status=201)
+    upload(api, path, b"first\n", status=201)
     submit(api, {"name": name, "cmd": f"cat ../{path}", "cwd": "work", "files": [path]})
     job = finished(api, name)
     assert job["state"] == "succeeded" and job["stdout"] == "first\n" and job["files"] == [path]
     # a new upload under the same path reaches the jobs launched after it
-    api.testapp.put(f"/v1/uploads?path={path}", b"second\n", headers=api.as_admin, status=200)
+    upload(api, path, b"second\n", status=200)
     again = unique("files")
     submit(api, {"name": again, "cmd": f"cat {path}", "files": [path]})
     assert finished(api, again)["stdout"] == "second\n"
@@ -85,9 +91,10 @@ def test_uploads_named_in_files_are_copied_into_the_job_directory(api):
 
 def test_a_launch_that_keeps_failing_fails_the_job_instead_of_looping(api):
     first, then, path = unique("first"), unique("then"), f"{unique('gone')}.txt"
-    api.testapp.put(f"/v1/uploads?path={path}", b"soon gone", headers=api.as_admin, status=201)
+    upload(api, path, b"soon gone", status=201)
     submit(api, [{"name": first, "cmd": "sleep 2"}, {"name": then, "cmd": "true", "deps": [first], "files": [path]}])
-    (Path(api.testapp.app.registry.settings["provisioner.var_dir"]) / "uploads" / path).unlink()
+    project = api.testapp.get("/v1/projects/demo", headers=api.as_admin).json["id"]
+    (Path(api.testapp.app.registry.settings["provisioner.var_dir"]) / "project-uploads" / project / path).unlink()
     job = finished(api, then)
     assert job["state"] == "failed" and job["attempts"] == 1, job
     assert job["fail_reason"].startswith("it could not be launched: run "), job["fail_reason"]
@@ -100,6 +107,43 @@ def test_files_must_name_uploads(api, files):
     names = [d["name"] for d in assert_error(response, 400, "ValidationFailed")["details"]]
     assert any(name.startswith("[1].files") for name in names), names
     assert api.testapp.get(JOBS, headers=api.as_admin).json["count"] == before
+
+
+def test_files_name_only_the_projects_own_uploads(api):
+    """A name uploaded only to another project, or only to the global
+    directory, is no upload of this project's jobs."""
+    other = api.project(unique("other"), api.as_admin)["name"]
+    theirs, global_only = f"{unique('theirs')}.txt", f"{unique('global')}.txt"
+    upload(api, theirs, b"other's", status=201, project=other)
+    api.testapp.put(f"/v1/uploads?path={global_only}", b"global", headers=dict(api.as_admin, **OCTETS), status=201)
+    before = api.testapp.get(JOBS, headers=api.as_admin).json["count"]
+    response = submit(api, [{"cmd": "true", "files": [theirs]}, {"cmd": "true", "files": [global_only]}], status=400)
+    details = assert_error(response, 400, "ValidationFailed")["details"]
+    assert [d["name"] for d in details] == ["[0].files[0]", "[1].files[0]"], details
+    assert all("PUT /v1/projects/demo/uploads?path=" in d["description"] for d in details), details
+    assert api.testapp.get(JOBS, headers=api.as_admin).json["count"] == before
+
+
+def test_the_same_path_in_two_projects_reaches_each_projects_own_jobs(api):
+    """Two members of two projects upload the same path; each project's job
+    reads its own."""
+    testapp, path = api.testapp, f"inputs/{unique('same')}.txt"
+    olga, mark = api.user("olga"), api.user("mark")
+    api.project("olgas", olga)
+    testapp.put_json("/v1/projects/demo/members/mark", {"role": "member"}, headers=api.as_admin)
+    testapp.post_json("/v1/projects/olgas/clusters", {"name": "own", "service": "batch", "options": {"nodes": 1}},
+                      headers=olga)
+    cluster, _ = wait_for(testapp, "/v1/projects/olgas/clusters/own", olga, in_state("active", "failed"))
+    assert cluster["state"] == "active", cluster["state_reason"]
+    testapp.put(f"/v1/projects/demo/uploads?path={path}", b"demo's\n", headers=dict(mark, **OCTETS), status=201)
+    testapp.put(f"/v1/projects/olgas/uploads?path={path}", b"olga's\n", headers=dict(olga, **OCTETS), status=201)
+    ours, hers = unique("ours"), unique("hers")
+    testapp.post_json(JOBS, {"name": ours, "cmd": f"cat {path}", "files": [path]}, headers=mark, status=201)
+    theirs_jobs = "/v1/projects/olgas/clusters/own/jobs"
+    testapp.post_json(theirs_jobs, {"name": hers, "cmd": f"cat {path}", "files": [path]}, headers=olga, status=201)
+    assert finished(api, ours)["stdout"] == "demo's\n"
+    job = wait_for(testapp, f"{theirs_jobs}/{hers}?std=true", olga, lambda j: j["state"] in FINISHED, timeout=90)[0]
+    assert job["state"] == "succeeded" and job["stdout"] == "olga's\n", job
 
 
 def test_commands_reach_the_node_untemplated(api):
@@ -125,10 +169,10 @@ def test_a_job_over_its_time_is_killed_with_reason_timeout(api):
     assert job["state"] == "failed" and job["fail_reason"] == "timeout"
 
 
-def test_retries_run_a_failed_job_again(api, tmp_path):
-    marker = tmp_path / "first-attempt-done"
+def test_retries_run_a_failed_job_again(api):
+    # attempts share nothing on a local node (each has its own sandbox): the attempt number tells
     name = unique("flaky")
-    submit(api, {"name": name, "cmd": f"test -f {marker} || {{ touch {marker}; exit 1; }}", "retries": 2})
+    submit(api, {"name": name, "cmd": 'test "$PROVISIONER_JOB_ATTEMPT" -ge 2', "retries": 2})
     job = finished(api, name)
     assert job["state"] == "succeeded" and job["attempts"] == 2
 
@@ -324,7 +368,7 @@ def test_reports_with_bad_fields_are_400(api):
 ])
 def test_files_and_cwd_may_not_take_the_wrappers_names_or_each_others_place(api, job):
     for path in ("status.json", "spec.json/x", "input"):
-        api.testapp.put(f"/v1/uploads?path={path}", b"content", headers=api.as_admin)
+        upload(api, path, b"content")
     before = api.testapp.get(JOBS, headers=api.as_admin).json["count"]
     response = submit(api, [{"cmd": "true"}, dict(job, cmd="true")], status=400)
     names = [d["name"] for d in assert_error(response, 400, "ValidationFailed")["details"]]

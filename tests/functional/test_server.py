@@ -22,8 +22,11 @@ def test_first_start_creates_admin_and_state_survives_a_restart(server):
     password = password_file.read_text().strip()
     assert f"password {password}" in server.log.read_text()
 
+    status, _, token = server.request("POST", "/v1/auth/token", {"username": "admin", "password": "wrong-password"})
+    assert status == 401 and password_file.is_file()
     status, _, token = server.request("POST", "/v1/auth/token", {"username": "admin", "password": password})
     assert status == 201
+    assert not password_file.exists()  # admin has signed in: the password is known
     token = token["token"]
     assert server.request("POST", "/v1/projects", {"name": "kept"}, token)[0] == 201
     _, _, revoked = server.request("POST", "/v1/auth/token", {"username": "admin", "password": password})

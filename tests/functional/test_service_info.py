@@ -1,46 +1,172 @@
 """Uploads and warnings."""
+from pathlib import Path
+
 import pytest
 import transaction
 import webtest
 
 from pyramid_app import main
+from pyramid_app.connections import database
 from pyramid_app.resources import app_root
-from tests.conftest import Client, assert_error, close, settings_for
+from tests.conftest import Client, assert_error, close, finish_step, settings_for
 
 OCTETS = {"Content-Type": "application/octet-stream"}
 
 
-def test_an_upload_is_stored_under_the_upload_directory(testapp, api, tmp_path):
-    alice = api.user("alice")
-    response = testapp.put("/v1/uploads?path=inputs/data.csv", b"a,b\n1,2\n", headers=dict(alice, **OCTETS),
+@pytest.fixture
+def people(api):
+    """Project demo owned by olga, with mark as member and vera as viewer;
+    stan belongs to nothing."""
+    headers = {name: api.user(name) for name in ("olga", "mark", "vera", "stan")}
+    project = api.project("demo", headers["olga"])
+    for name, role in (("mark", "member"), ("vera", "viewer")):
+        api.testapp.put_json(f"/v1/projects/demo/members/{name}", {"role": role}, headers=headers["olga"])
+    headers["admin"] = api.as_admin
+    return dict({name: dict(token, **OCTETS) for name, token in headers.items()}, project=project, json=headers)
+
+
+def project_uploads(var_dir, project):
+    return Path(var_dir) / "project-uploads" / project["id"]
+
+
+def test_members_store_uploads_in_their_projects_directory(testapp, people, tmp_path):
+    response = testapp.put("/v1/projects/demo/uploads?path=inputs/data.csv", b"a,b\n1,2\n", headers=people["mark"],
+                           status=201)
+    assert response.json == {"path": "inputs/data.csv", "size": 8}
+    stored = project_uploads(tmp_path, people["project"]) / "inputs" / "data.csv"
+    assert stored.read_bytes() == b"a,b\n1,2\n"
+    replaced = testapp.put("/v1/projects/demo/uploads?path=inputs/./data.csv", b"new", headers=people["olga"],
+                           status=200)
+    assert replaced.json == {"path": "inputs/data.csv", "size": 3}
+    assert stored.read_bytes() == b"new"
+    assert not (tmp_path / "uploads").exists()
+
+
+def test_viewers_may_not_upload_and_outsiders_see_no_project(testapp, people, tmp_path):
+    assert_error(testapp.put("/v1/projects/demo/uploads?path=x", b"x", headers=people["vera"], status=403), 403)
+    assert_error(testapp.put("/v1/projects/demo/uploads?path=x", b"x", headers=people["stan"], status=404), 404)
+    assert_error(testapp.put("/v1/projects/nothing/uploads?path=x", b"x", headers=people["admin"], status=404),
+                 404)
+    assert not (tmp_path / "project-uploads").exists()
+    assert testapp.put("/v1/projects/demo/uploads?path=x", b"x", headers=people["admin"], status=201)
+
+
+def test_the_global_upload_directory_is_for_admins_only(testapp, people, tmp_path):
+    for caller in ("olga", "mark", "stan"):
+        assert_error(testapp.put("/v1/uploads?path=inputs/data.csv", b"x", headers=people[caller], status=403),
+                     403)
+    assert not (tmp_path / "uploads").exists()
+    response = testapp.put("/v1/uploads?path=inputs/data.csv", b"a,b\n1,2\n", headers=people["admin"],
                            status=201)
     assert response.json == {"path": "inputs/data.csv", "size": 8}
     assert (tmp_path / "uploads" / "inputs" / "data.csv").read_bytes() == b"a,b\n1,2\n"
-    replaced = testapp.put("/v1/uploads?path=inputs/./data.csv", b"new", headers=dict(alice, **OCTETS), status=200)
+    replaced = testapp.put("/v1/uploads?path=inputs/./data.csv", b"new", headers=people["admin"], status=200)
     assert replaced.json["path"] == "inputs/data.csv"
     assert (tmp_path / "uploads" / "inputs" / "data.csv").read_bytes() == b"new"
 
 
+def test_no_global_path_reaches_a_projects_directory(testapp, people, tmp_path):
+    project = people["project"]
+    for path in (f"projects/{project['id']}/x", f"project-uploads/{project['id']}/x"):
+        testapp.put(f"/v1/uploads?path={path}", b"global", headers=people["admin"], status=201)
+    response = testapp.put(f"/v1/uploads?path=../project-uploads/{project['id']}/x", b"global",
+                           headers=people["admin"], status=400)
+    assert_error(response, 400)
+    assert not project_uploads(tmp_path, project).exists()
+
+
+def test_the_same_path_in_two_projects_holds_two_files(testapp, people, tmp_path, api):
+    other = api.project("other", api.as_admin)
+    testapp.put("/v1/projects/demo/uploads?path=data.txt", b"demo's", headers=people["mark"], status=201)
+    testapp.put("/v1/projects/other/uploads?path=data.txt", b"other's", headers=people["admin"], status=201)
+    assert (project_uploads(tmp_path, people["project"]) / "data.txt").read_bytes() == b"demo's"
+    assert (project_uploads(tmp_path, other) / "data.txt").read_bytes() == b"other's"
+
+
+UPLOADS = {"global": ("/v1/uploads", "admin"), "project": ("/v1/projects/demo/uploads", "mark")}
+
+
+@pytest.mark.parametrize("where", UPLOADS)
 @pytest.mark.parametrize("path", ["../escape", "/etc/passwd", "a/../../escape", "..", ".", "", "dir/",
                                   "a/%00b"])
-def test_paths_that_leave_the_upload_directory_are_400(testapp, api, tmp_path, path):
-    response = testapp.put(f"/v1/uploads?path={path}", b"x", headers=dict(api.as_admin, **OCTETS), status=400)
+def test_paths_that_leave_the_upload_directory_are_400(testapp, people, tmp_path, path, where):
+    url, caller = UPLOADS[where]
+    response = testapp.put(f"{url}?path={path}", b"x", headers=people[caller], status=400)
     assert assert_error(response, 400)["details"][0]["location"] == "querystring"
     assert not (tmp_path / "escape").exists()
     assert not (tmp_path.parent / "escape").exists()
+    assert not (tmp_path / "project-uploads" / "escape").exists()
 
 
-def test_a_link_out_of_the_upload_directory_is_refused(testapp, api, tmp_path):
-    (tmp_path / "uploads").mkdir()
-    (tmp_path / "uploads" / "out").symlink_to(tmp_path.parent)
-    response = testapp.put("/v1/uploads?path=out/escape", b"x", headers=dict(api.as_admin, **OCTETS), status=400)
-    assert_error(response, 400)
-    assert not (tmp_path.parent / "escape").exists()
+def test_a_link_out_of_the_upload_directory_is_refused(testapp, people, tmp_path):
+    for root, (url, caller) in ((tmp_path / "uploads", UPLOADS["global"]),
+                                (project_uploads(tmp_path, people["project"]), UPLOADS["project"])):
+        root.mkdir(parents=True)
+        (root / "out").symlink_to(tmp_path.parent)
+        response = testapp.put(f"{url}?path=out/escape", b"x", headers=people[caller], status=400)
+        assert_error(response, 400)
+        assert not (tmp_path.parent / "escape").exists()
 
 
-def test_uploads_need_a_token_and_a_path(testapp, api):
-    assert_error(testapp.put("/v1/uploads?path=x", b"x", headers=OCTETS, status=401), 401)
-    assert_error(testapp.put("/v1/uploads", b"x", headers=dict(api.as_admin, **OCTETS), status=400), 400)
+@pytest.mark.parametrize("where", UPLOADS)
+def test_an_upload_below_an_uploaded_file_or_onto_a_directory_is_400(testapp, people, where):
+    url, caller = UPLOADS[where]
+    testapp.put(f"{url}?path=a/b", b"first", headers=people[caller], status=201)
+    for path in ("a/b/c", "a"):
+        response = testapp.put(f"{url}?path={path}", b"x", headers=people[caller], status=400)
+        assert assert_error(response, 400, "ValidationFailed")["details"][0]["name"] == "path"
+
+
+@pytest.mark.parametrize("where", UPLOADS)
+def test_uploads_need_a_token_and_a_path(testapp, people, where):
+    url, caller = UPLOADS[where]
+    assert_error(testapp.put(f"{url}?path=x", b"x", headers=OCTETS, status=401), 401)
+    assert_error(testapp.put(url, b"x", headers=people[caller], status=400), 400)
+
+
+def test_deleting_a_project_removes_its_uploads(testapp, people, tmp_path):
+    testapp.put("/v1/projects/demo/uploads?path=inputs/data.csv", b"x", headers=people["mark"], status=201)
+    testapp.delete("/v1/projects/demo", headers=people["json"]["olga"], status=204)
+    assert not project_uploads(tmp_path, people["project"]).exists()
+    # the name is free again; the new project's directory is another
+    again = testapp.post_json("/v1/projects", {"name": "demo"}, headers=people["json"]["olga"]).json
+    assert again["id"] != people["project"]["id"]
+    testapp.put("/v1/projects/demo/uploads?path=y", b"y", headers=people["olga"], status=201)
+    assert [p.name for p in project_uploads(tmp_path, again).iterdir()] == ["y"]
+
+
+def test_a_project_deleting_its_clusters_keeps_its_uploads_until_they_are_torn_down(tmp_path):
+    """The dispatcher is off: the test finishes the steps as the runner would."""
+    app = main({}, **settings_for(tmp_path, **{"provisioner.start_dispatcher": "false"}))
+    try:
+        api = Client(webtest.TestApp(app))
+        admin = dict(api.as_admin, **OCTETS)
+        project = api.project("demo", api.as_admin)
+        api.testapp.post_json("/v1/projects/demo/clusters", {"name": "c1", "service": "batch",
+                                                             "options": {"nodes": 1}}, headers=api.as_admin)
+        finish_step(app, "demo", "c1")
+        api.testapp.put("/v1/projects/demo/uploads?path=data.txt", b"x", headers=admin, status=201)
+        uploads = project_uploads(tmp_path, project)
+        api.testapp.delete("/v1/projects/demo", headers=api.as_admin, status=202)
+        assert (uploads / "data.txt").is_file()
+        # the teardown's end recorded in a transaction that aborts removes nothing
+        manager = transaction.TransactionManager()
+        connection = database(app.registry).open(manager)
+        with pytest.raises(RuntimeError):
+            with manager:
+                cluster = app_root(connection).projects["demo"].clusters["c1"]
+                run = cluster.step_runs[0]
+                run.finish("successful", 0, {}, None)
+                cluster.run_finished(run)
+                assert "demo" not in app_root(connection).projects
+                raise RuntimeError("aborted")
+        connection.close()
+        assert (uploads / "data.txt").is_file()
+        finish_step(app, "demo", "c1")  # the teardown: the project goes with its last cluster
+        assert_error(api.testapp.get("/v1/projects/demo", headers=api.as_admin, status=404), 404)
+        assert not uploads.exists()
+    finally:
+        close(app)
 
 
 def add_warning(app, project, message):

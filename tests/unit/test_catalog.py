@@ -226,7 +226,7 @@ def test_spec_error_descriptions_say_what_to_do():
         normalize_spec({"optional": {"x": {"type": "int"}}})
     assert (
         str(caught.value)
-        == "optional.x.type: must be one of integer, number, string, boolean, size, duration, list"
+        == "optional.x.type: must be one of integer, number, string, boolean, size, duration, credential, list"
     )
     with pytest.raises(SpecError) as caught:
         normalize_spec({"optional": {"x": {"type": "integer", "maximum": 4, "default": 5}}})

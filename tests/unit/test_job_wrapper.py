@@ -6,6 +6,7 @@ import http.server
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import stat
@@ -26,13 +27,14 @@ WRAPPER = REPO / "roles" / "provisioner_jobs" / "files" / "provisioner-job"
 # ----------------------------------------------------------------- helpers
 
 
-def wrapper(*args, specs=None, timeout=60, check=True):
+def wrapper(*args, specs=None, timeout=60, check=True, env=None):
     """Run the wrapper; return (parsed stdout, CompletedProcess)."""
     result = subprocess.run(
         [sys.executable, str(WRAPPER), *map(str, args)],
         input=None if specs is None else json.dumps(specs).encode(),
         capture_output=True,
         timeout=timeout,
+        env=env,
     )
     if check:
         assert result.returncode == 0, result
@@ -104,15 +106,20 @@ def wait_until(root, specs, states=("finished",), timeout=30):
         time.sleep(0.05)
 
 
-def start(root, *specs):
-    output, _ = wrapper("start-batch", specs=list(specs))
+def start(root, *specs, env=None):
+    output, _ = wrapper("start-batch", specs=list(specs), env=env)
     return output
 
 
-def run_one(root, cmd, timeout=30, **fields):
+def run_one(root, cmd, timeout=30, env_of_wrapper=None, **fields):
     spec = make_spec(root, cmd, **fields)
-    assert start(root, spec)[name(spec)]["state"] in ("running", "finished")
+    assert start(root, spec, env=env_of_wrapper)[name(spec)]["state"] in ("running", "finished")
     return spec, wait_until(root, [spec], timeout=timeout)[name(spec)]
+
+
+def work(spec):
+    """The job's own root, where its cwd and files are."""
+    return Path(spec["dir"]) / "work"
 
 
 def processes_with(marker):
@@ -210,17 +217,20 @@ def test_env_and_cwd_are_honoured(jobs_root):
     spec, job = run_one(
         jobs_root,
         'pwd; echo "$GREETING|$NUMBER|$PROVISIONER_JOB_ID|$PROVISIONER_JOB_ATTEMPT|$PROVISIONER_JOB_DIR|${HOME:+home}"',
-        cwd="work/here", env={"GREETING": "hello world", "NUMBER": 7}, attempt=2,
+        cwd="sub/here", env={"GREETING": "hello world", "NUMBER": 7}, attempt=2,
     )
 
     assert job["exit_code"] == 0, job
     lines = job["stdout_tail"].splitlines()
-    assert lines[0] == f"{spec['dir']}/work/here"
+    # cwd is relative to the job's work dir, apart from the wrapper's files
+    assert lines[0] == f"{spec['dir']}/work/sub/here"
     # the wrapper's own environment (HOME here) is passed on too
-    assert lines[1] == f"hello world|7|{spec['id']}|2|{spec['dir']}|home"
+    assert lines[1] == f"hello world|7|{spec['id']}|2|{spec['dir']}/work|home"
+    assert sorted(p.name for p in Path(spec["dir"]).iterdir()) == [
+        "pid.json", "spec.json", "status.json", "stderr", "stdout", "work"]
 
 
-@pytest.mark.parametrize("cwd", ["../..", "/tmp", "a/../../b", "status.json", "stdout/x"])
+@pytest.mark.parametrize("cwd", ["../..", "..", "/tmp", "a/../../b", "status.json", "stdout/x"])
 def test_a_cwd_outside_the_job_directory_or_on_the_wrappers_files_is_refused(jobs_root, cwd):
     spec = make_spec(jobs_root, "touch escaped", cwd=cwd)
 
@@ -232,7 +242,7 @@ def test_a_cwd_outside_the_job_directory_or_on_the_wrappers_files_is_refused(job
     assert job["exit_code"] is None
     assert status(jobs_root, spec)[name(spec)]["fail_reason"] == "bad cwd"
     assert not list(jobs_root.parent.parent.rglob("escaped"))
-    assert not (jobs_root.parent.parent / "b").exists()
+    assert not (jobs_root.parent.parent / "b").exists() and not (Path(spec["dir"]) / "b").exists()
 
 
 def test_files_are_copied_from_their_staged_paths_into_the_job_directory(jobs_root):
@@ -244,7 +254,8 @@ def test_files_are_copied_from_their_staged_paths_into_the_job_directory(jobs_ro
                         files=[{"upload": "data/input.txt", "staged": str(staged)}])
 
     assert job["exit_code"] == 0 and job["stdout_tail"] == "uploaded\n", job
-    assert (Path(spec["dir"]) / "data" / "input.txt").read_text() == "uploaded\n"
+    assert (work(spec) / "data" / "input.txt").read_text() == "uploaded\n"
+    assert not (Path(spec["dir"]) / "data").exists()
 
 
 @pytest.mark.parametrize("upload, reason", [
@@ -261,7 +272,7 @@ def test_files_that_leave_the_job_directory_or_are_missing_fail_the_job(jobs_roo
     job = start(jobs_root, spec)[name(spec)]
 
     assert job["state"] == "finished" and job["fail_reason"] == reason and job["exit_code"] is None
-    assert not (Path(spec["dir"]) / "ran").exists()
+    assert not (work(spec) / "ran").exists()
     assert not list(jobs_root.parent.parent.rglob("escaped"))
 
 
@@ -682,3 +693,343 @@ def test_the_service_refuses_the_names_the_wrapper_keeps():
     namespace = {"__name__": "provisioner_job"}
     exec(compile(WRAPPER.read_text(), str(WRAPPER), "exec"), namespace)
     assert namespace["JOB_FILES"] == JOB_FILES
+
+
+# -------------------------------------------------------------------- links
+
+
+def hand_written_job(root, job_id, **fields):
+    """A job directory holding only a spec.json, as run-here takes it."""
+    directory = root / f"{job_id}-1"
+    (directory / "work").mkdir(parents=True)
+    (directory / "spec.json").write_text(json.dumps({"id": job_id, "attempt": 1, "cmd": "touch ran", **fields}))
+    return directory
+
+
+def test_links_in_the_work_dir_do_not_take_cwd_or_files_out_of_it(jobs_root, tmp_path):
+    """A work dir that already holds links (left by an earlier run of the
+    same attempt, run-here): nothing is created or written through them."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim.txt").write_text("untouched")
+    staged = tmp_path / "staged.txt"
+    staged.write_text("upload")
+    cwd_job = hand_written_job(jobs_root, "cafe0010", cwd="link/new")
+    files_job = hand_written_job(jobs_root, "cafe0011", files=[{"upload": "link/deeper/x", "staged": str(staged)}])
+    target_job = hand_written_job(jobs_root, "cafe0012", files=[{"upload": "victim.txt", "staged": str(staged)}])
+    for directory in (cwd_job, files_job):
+        (directory / "work" / "link").symlink_to(outside)
+    (target_job / "work" / "victim.txt").symlink_to(outside / "victim.txt")
+
+    cwd, _ = wrapper("run-here", cwd_job)
+    files, _ = wrapper("run-here", files_job)
+    target, _ = wrapper("run-here", target_job)
+
+    assert cwd["fail_reason"] == "bad cwd", cwd
+    assert files["fail_reason"] == "bad files", files
+    assert target["fail_reason"] == "bad files", target
+    assert sorted(p.name for p in outside.iterdir()) == ["victim.txt"]  # no new/, no deeper/
+    assert (outside / "victim.txt").read_text() == "untouched"
+    assert not any((d / "work" / "ran").exists() for d in (cwd_job, files_job, target_job))
+
+
+def test_a_work_dir_that_is_a_link_is_refused(jobs_root, tmp_path):
+    directory = jobs_root / "cafe0013-1"
+    directory.mkdir()
+    (directory / "spec.json").write_text(json.dumps({"id": "cafe0013", "attempt": 1, "cmd": "touch ran"}))
+    (tmp_path / "elsewhere").mkdir()
+    (directory / "work").symlink_to(tmp_path / "elsewhere")
+
+    job, _ = wrapper("run-here", directory)
+
+    assert job["fail_reason"] == "bad cwd" and job["exit_code"] is None, job
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_a_staged_upload_that_is_a_link_is_refused(jobs_root, tmp_path):
+    (tmp_path / "real.txt").write_text("secret")
+    (tmp_path / "staged.txt").symlink_to(tmp_path / "real.txt")
+    spec = make_spec(jobs_root, "touch ran", files=[{"upload": "in.txt", "staged": str(tmp_path / "staged.txt")}])
+
+    job = start(jobs_root, spec)[name(spec)]
+
+    assert job["fail_reason"] == "bad files" and job["exit_code"] is None, job
+    assert not (work(spec) / "in.txt").exists() and not (work(spec) / "ran").exists()
+
+
+# ------------------------------------------------------------------ sandbox
+
+
+def bwrap_problem():
+    """Why bubblewrap sandboxes cannot be tested here, or None."""
+    program = shutil.which("bwrap")
+    if program is None:
+        return "no bwrap program: install the Debian package bubblewrap"
+    result = subprocess.run([program, "--ro-bind", "/", "/", "true"], capture_output=True, timeout=30)
+    if result.returncode != 0:
+        return (f"bwrap cannot make a sandbox here ({result.stderr.decode(errors='replace').strip()}); "
+                "it comes with the Debian package bubblewrap")
+    return None
+
+
+BWRAP_PROBLEM = bwrap_problem()
+needs_bwrap = pytest.mark.skipif(BWRAP_PROBLEM is not None, reason=BWRAP_PROBLEM or "")
+SANDBOX = {"bwrap": "bwrap"}
+# the test's own interpreter may live where a sandbox does not show (~/.pyenv)
+SYSTEM_PYTHON = next((p for p in ("/usr/bin/python3", "/bin/python3") if os.access(p, os.X_OK)), None)
+
+
+def run_sandboxed(root, cmd, **fields):
+    spec, job = run_one(root, cmd, sandbox=SANDBOX, **fields)
+    assert job["state"] == "finished", job
+    return spec, job
+
+
+@needs_bwrap
+def test_a_sandboxed_job_sees_only_the_system_and_its_work_dir(jobs_root, tmp_path):
+    secret = tmp_path / "secret.txt"  # beside the node's directory
+    secret.write_text("the service's key")
+    other = make_spec(jobs_root, "true")
+    run_one(jobs_root, "true", id=other["id"])  # another job, finished, with its files
+    spec = make_spec(jobs_root, "true", sandbox=SANDBOX)
+    directory = Path(spec["dir"])
+    probes = [secret, tmp_path, directory / "spec.json", directory / "pid.json", directory / "stdout",
+              Path(other["dir"]), Path(other["dir"]) / "spec.json", REPO, Path(sys.executable)]
+    probes += [Path(p) for p in ("/root", "/home", "/var/lib", "/var/log", "/run", "/opt", "/srv", "/work", "/mnt")]
+    # the path down to the work dir is there, as empty directories
+    probes = [p for p in probes if p not in (directory / "work").parents]
+    cmd = (f"for p in {' '.join(map(str, probes))}; do test -e $p && echo visible $p; done; echo ---; "
+           f"ls -A /; echo ---; ls -A /var; echo ---; ls -A ..; echo ---; ls -A {jobs_root}; echo ---; "
+           f"cat {secret}")
+    spec["cmd"] = cmd
+    start(jobs_root, spec)
+    job = wait_until(jobs_root, [spec])[name(spec)]
+
+    visible, top, var, parent, jobs, _ = job["stdout_tail"].split("---\n")
+    assert visible == "", visible
+    system = {"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "proc", "dev", "tmp", "var"}
+    assert set(top.split()) <= system | {directory.parts[1]}, top
+    assert var.split() == ["tmp"]
+    assert parent.split() == ["work"]  # not the wrapper's files beside it
+    assert jobs.split() == [name(spec)]  # not the other job
+    assert "No such file" in job["stderr_tail"]
+    assert job["exit_code"] != 0
+
+
+@needs_bwrap
+def test_a_sandboxed_job_sees_only_its_own_processes_and_cannot_signal_others(jobs_root):
+    me = os.getpid()
+    _, job = run_sandboxed(
+        jobs_root, f"kill -0 {me} && echo signalled; kill -0 1 && echo init; test -e /proc/{me} && echo seen; "
+                   "ls /proc | grep -c '^[0-9][0-9]*$'")
+
+    lines = job["stdout_tail"].split()
+    assert "signalled" not in lines and "seen" not in lines, job
+    assert "init" in lines  # bwrap's, in the job's pid namespace
+    assert int(lines[-1]) < 8  # init, the shell, ls, grep
+    assert job["exit_code"] == 0
+
+
+@needs_bwrap
+def test_a_sandboxed_job_cannot_write_the_system_nor_read_its_secrets(jobs_root):
+    probe = f"sandbox-probe-{secrets.token_hex(4)}"
+    cmd = (f"touch /etc/{probe}; touch /usr/{probe}; touch /usr/bin/{probe}; "
+           "cat /etc/shadow /etc/gshadow /etc/ssh/ssh_host_*key 2>/dev/null; echo done")
+
+    _, job = run_sandboxed(jobs_root, cmd)
+
+    try:
+        assert job["stdout_tail"] == "done\n", job
+        assert job["stderr_tail"].count("Read-only file system") == 3, job
+    finally:
+        for created in (Path("/etc") / probe, Path("/usr") / probe, Path("/usr/bin") / probe):
+            if created.exists():
+                created.unlink()
+                pytest.fail(f"the sandbox wrote {created}")
+
+
+@needs_bwrap
+def test_a_sandboxed_job_writes_its_work_dir_and_a_private_tmp(jobs_root):
+    marker = f"sandbox-tmp-{secrets.token_hex(4)}"
+    cmd = (f"echo kept > out.txt && echo private > /tmp/{marker} && echo private > /var/tmp/{marker} "
+           f"&& cat /tmp/{marker} && touch $HOME/home-file && echo $TMPDIR")
+
+    spec, job = run_sandboxed(jobs_root, cmd, cwd="sub")
+
+    assert job["exit_code"] == 0, job
+    assert job["stdout_tail"] == "private\n/tmp\n"
+    assert (work(spec) / "sub" / "out.txt").read_text() == "kept\n"
+    assert (work(spec) / "home-file").exists()  # HOME is the work dir
+    assert not (Path("/tmp") / marker).exists() and not (Path("/var/tmp") / marker).exists()
+
+
+@needs_bwrap
+def test_a_sandboxed_job_gets_only_a_clean_environment(jobs_root):
+    env = dict(os.environ, PROVISIONER_SECRET_KEY="do-not-leak")
+    spec, job = run_sandboxed(jobs_root, "env", env={"GREETING": "hello world", "LANG": "en_US.UTF-8"},
+                              env_of_wrapper=env)
+
+    seen = dict(line.split("=", 1) for line in job["stdout_tail"].splitlines())
+    assert "do-not-leak" not in job["stdout_tail"]
+    work_dir = str(work(spec))
+    assert {k: v for k, v in seen.items() if k not in ("PWD", "SHLVL", "OLDPWD", "_")} == {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": work_dir,
+        "TMPDIR": "/tmp", "LANG": "en_US.UTF-8", "GREETING": "hello world",
+        "PROVISIONER_JOB_ID": spec["id"], "PROVISIONER_JOB_ATTEMPT": "1", "PROVISIONER_JOB_DIR": work_dir,
+    }
+    _, default = run_sandboxed(jobs_root, 'echo "$LANG"')
+    assert default["stdout_tail"] == "C.UTF-8\n"
+
+
+@needs_bwrap
+def test_a_sandboxed_job_reports_exit_codes_and_signals(jobs_root):
+    _, ok = run_sandboxed(jobs_root, "echo fine")
+    _, failing = run_sandboxed(jobs_root, "echo nope >&2; exit 3")
+    _, killed = run_sandboxed(jobs_root, "kill -9 $$")
+    _, terminated = run_sandboxed(jobs_root, "kill -TERM $$")
+
+    assert (ok["exit_code"], ok["signal"], ok["fail_reason"], ok["stdout_tail"]) == (0, None, None, "fine\n")
+    assert (failing["exit_code"], failing["signal"], failing["stderr_tail"]) == (3, None, "nope\n")
+    assert (killed["exit_code"], killed["signal"], killed["fail_reason"]) == (None, signal.SIGKILL, None)
+    assert (terminated["exit_code"], terminated["signal"]) == (None, signal.SIGTERM)
+    assert ok["walltime"] < 10 and ok["peak_ram"] > 0
+
+
+@needs_bwrap
+def test_a_sandboxed_timeout_kills_the_whole_tree_after_sigterm_and_its_grace(jobs_root):
+    sleep, trapped = marker_sleep(), marker_sleep()
+    plain = make_spec(jobs_root, f"{sleep} & {sleep}", time_limit=1, sandbox=SANDBOX)
+    # SIGTERM reaches the job, not bwrap: the job has time to clean up
+    graceful = make_spec(jobs_root, f"trap 'sleep 0.5; echo cleaned up; exit 0' TERM; {trapped} & wait",
+                         time_limit=1, sandbox=SANDBOX)
+    start(jobs_root, plain, graceful)
+    wait_processes(sleep, 2)
+
+    jobs = wait_until(jobs_root, [plain, graceful], timeout=15)
+
+    assert jobs[name(plain)]["fail_reason"] == "timeout"
+    assert jobs[name(plain)]["signal"] == signal.SIGTERM and jobs[name(plain)]["exit_code"] is None
+    assert 1 <= jobs[name(plain)]["walltime"] < 5
+    assert jobs[name(graceful)]["fail_reason"] == "timeout"
+    assert jobs[name(graceful)]["stdout_tail"] == "cleaned up\n", jobs[name(graceful)]
+    assert jobs[name(graceful)]["exit_code"] == 0
+    assert processes_with(sleep) == [] and processes_with(trapped) == []
+
+
+@needs_bwrap
+def test_a_sandboxed_timeout_ends_with_sigkill_for_a_job_that_ignores_sigterm(jobs_root):
+    sleep = marker_sleep()
+    _, job = run_sandboxed(jobs_root, f"trap '' TERM; {sleep}", time_limit=1)
+
+    assert job["fail_reason"] == "timeout"
+    assert job["signal"] == signal.SIGKILL
+    assert 5.5 <= job["walltime"] < 10
+    assert processes_with(sleep) == []
+
+
+@needs_bwrap
+def test_kill_cancels_a_sandboxed_tree_with_its_setsid_children(jobs_root):
+    background, detached, foreground = marker_sleep(), marker_sleep(), marker_sleep()
+    spec = make_spec(jobs_root, f"{background} & setsid {detached} & {foreground}", sandbox=SANDBOX)
+    start(jobs_root, spec)
+    running = wait_running(jobs_root, spec)
+    for sleep in (background, detached, foreground):
+        wait_processes(sleep, 1)
+    # its pid is the host pid of its process group's leader: bwrap
+    assert Path(f"/proc/{running['pid']}/cmdline").read_bytes().split(b"\0")[0].endswith(b"bwrap")
+    assert os.getpgid(processes_with(foreground)[0]) == running["pid"]
+    assert os.getpgid(processes_with(detached)[0]) != running["pid"]  # out of the group
+
+    began = time.monotonic()
+    output, _ = wrapper("kill", spec["dir"])
+
+    assert time.monotonic() - began < 4  # SIGTERM was enough
+    job = output["jobs"][name(spec)]
+    assert job["state"] == "finished" and job["fail_reason"] == "cancelled", job
+    assert job["signal"] == signal.SIGTERM
+    for sleep in (background, detached, foreground):
+        assert processes_with(sleep) == [], sleep
+
+
+@needs_bwrap
+def test_what_a_sandboxed_job_leaves_behind_dies_with_it(jobs_root):
+    left, detached = marker_sleep(), marker_sleep()
+    _, job = run_sandboxed(jobs_root, f"({left} &); setsid {detached} & echo main done")
+
+    assert job["exit_code"] == 0 and job["stdout_tail"] == "main done\n", job
+    assert job["walltime"] < 4  # no grace to wait: the sandbox ends with its main process
+    assert processes_with(left) == [] and processes_with(detached) == []
+
+
+@needs_bwrap
+def test_a_sandboxed_job_dies_with_its_supervisor(jobs_root):
+    sleep = marker_sleep()
+    spec = make_spec(jobs_root, sleep, sandbox=SANDBOX)
+    start(jobs_root, spec)
+    running = wait_running(jobs_root, spec)
+    wait_processes(sleep, 1)
+
+    os.kill(running["supervisor_pid"], signal.SIGKILL)
+
+    wait_group_gone(running["pid"])
+    wait_processes(sleep, 0)
+    job = status(jobs_root, spec)[name(spec)]
+    assert job["state"] == "lost" and job["orphaned"] is False
+
+
+@needs_bwrap
+@pytest.mark.skipif(SYSTEM_PYTHON is None, reason="no /usr/bin/python3 for the sandbox (Debian package python3)")
+def test_a_sandboxed_job_honours_the_memory_limit_and_is_measured(jobs_root):
+    allocate = f"{SYSTEM_PYTHON} -c 'b = bytearray(400 * 2**20); print(len(b))'"
+    busy = (f"{SYSTEM_PYTHON} -c 'x = b\"x\" * (150 * 2**20)' & "
+            f"{SYSTEM_PYTHON} -c 'import time; t = time.process_time()\nwhile time.process_time() - t < 1: pass'; wait")
+
+    _, limited = run_sandboxed(jobs_root, allocate, memory_limit=200 * 2**20)
+    _, unlimited = run_sandboxed(jobs_root, allocate)
+    _, measured = run_sandboxed(jobs_root, busy)
+
+    assert limited["exit_code"] != 0 and "MemoryError" in limited["stderr_tail"], limited
+    assert limited["fail_reason"] is None
+    assert unlimited["exit_code"] == 0, unlimited
+    assert measured["exit_code"] == 0, measured
+    assert measured["peak_ram"] >= 150 and measured["cputime"] >= 1.0 and measured["walltime"] >= 1.0
+
+
+def fake_bwrap(tmp_path, script, mode=0o755):
+    program = tmp_path / "fake-bwrap"
+    program.write_text(script)
+    program.chmod(mode)
+    return str(program)
+
+
+@pytest.mark.parametrize("program", ["/nonexistent/bwrap", "no-such-bwrap-program", "not executable",
+                                     "not a program", "cannot make namespaces"])
+def test_a_job_whose_sandbox_is_unavailable_never_runs(jobs_root, tmp_path, program):
+    if program == "not executable":
+        program = fake_bwrap(tmp_path, "#!/bin/sh\nexec \"$@\"\n", mode=0o644)
+    elif program == "not a program":  # executable, but exec fails (ENOEXEC)
+        program = fake_bwrap(tmp_path, "\x7fELF garbage")
+    elif program == "cannot make namespaces":  # runs, and fails as bwrap does without user namespaces
+        program = fake_bwrap(tmp_path, "#!/bin/sh\necho 'bwrap: No permissions to create a new namespace' >&2\n"
+                                       "exit 1\n")
+    spec = make_spec(jobs_root, "touch ran; echo ran", sandbox={"bwrap": program})
+
+    start(jobs_root, spec)
+    job = wait_until(jobs_root, [spec])[name(spec)]
+
+    assert job["fail_reason"] == "sandbox unavailable", job
+    assert job["exit_code"] is None and job["signal"] is None
+    assert "bubblewrap" in job["stderr_tail"] and "the job did not run" in job["stderr_tail"], job
+    assert job["stdout_tail"] == ""
+    assert not (work(spec) / "ran").exists()
+
+
+@pytest.mark.parametrize("sandbox", ["bwrap", True, [], {"bwrap": 3}, {"bwrap": ""}, {"bwrap": "bin/bwrap"},
+                                     {"bwrap": "bwrap", "network": False}])
+def test_a_bad_sandbox_is_a_bad_spec(jobs_root, sandbox):
+    spec = make_spec(jobs_root, "touch ran", sandbox=sandbox)
+
+    job = start(jobs_root, spec)[name(spec)]
+
+    assert job["fail_reason"] == "bad spec", job
+    assert not (work(spec) / "ran").exists()
