@@ -16,6 +16,7 @@ from persistent.list import PersistentList
 from .models.cluster import Clusters
 from .models.project import Projects
 from .models.run import RunQueue
+from .models.cluster import node_places
 from .models.credential import Credentials
 from .models.warning import Warnings
 from .models.service import Services
@@ -94,6 +95,7 @@ def step_8_tenancy(root, evolution):
         project.credentials = Credentials("credentials", project)
         for cluster in project.clusters.values():
             cluster.created_by = None
+            cluster.node_places = node_places(cluster.inventory)
             cluster.warnings = step_8_cluster_warnings(cluster)
             secret = secret_names(cluster.options_spec)
             if secret:

@@ -61,7 +61,7 @@ def parse_keys(text):
     keys = []
     for word in text.replace(",", "\n").split():
         try:
-            key = base64.urlsafe_b64decode(word + "=" * (-len(word) % 4))
+            key = base64.b64decode(word + "=" * (-len(word) % 4), altchars=b"-_", validate=True)
         except ValueError:
             raise SealingError("a secret key is not URL-safe base64") from None
         if len(key) != KEY_BYTES:

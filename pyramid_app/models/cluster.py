@@ -69,6 +69,40 @@ def check_identity_and_places(inventory, *, cluster_id, server, requester):
                        "then only admins can create local clusters.", code="SandboxUnavailable")
 
 
+def node_places(inventory):
+    """Where each node's directory is: [(machine, directory)], the machine
+    being "local" for local nodes, else "address:port"."""
+    hostvars = inventory_as_json(parse_inventory(inventory))["_meta"]["hostvars"]
+    places = []
+    for host, variables in sorted(hostvars.items()):
+        directory = variables.get("provisioner_node_dir")
+        if not directory:
+            continue
+        machine = "local" if variables.get("ansible_connection") == "local" else \
+            f"{variables.get('ansible_host', host)}:{variables.get('ansible_port', 22)}"
+        places.append((machine, posixpath.normpath(str(directory))))
+    return places
+
+
+def overlapping(one, other):
+    return one == other or one.startswith(other.rstrip("/") + "/") or other.startswith(one.rstrip("/") + "/")
+
+
+def check_places_free(root, cluster, places):
+    """409 when a node directory would lie in, over or under one that
+    another live cluster (of any project) uses on the same machine: its
+    teardown would remove the other's files."""
+    for project in root.projects.values():
+        for other in project.clusters.values():
+            if other is cluster or other.state not in LIVE_STATES + ("deleting",):
+                continue
+            for machine, directory in places:
+                for other_machine, other_directory in other.node_places:
+                    if machine == other_machine and overlapping(directory, other_directory):
+                        raise Conflict(f"The node directory {directory} on {machine} overlaps {other_directory}, "
+                                       "which another live cluster uses.", code="WorkdirTaken")
+
+
 def is_credential_reference(value):
     return isinstance(value, str) and value.startswith(f"{{{{ {CREDENTIALS_VARIABLE}[") and value.endswith("] }}")
 
@@ -150,6 +184,7 @@ class Cluster(Entity):
         self.warnings = []  # what an admin must act on (an evolve step's findings)
         self._set_options(service.options, given_options, options, keyring)
         self.inventory = inventory
+        self.node_places = node_places(inventory)
         self.state = "queued"
         self.state_reason = None
         self.nodes = []
@@ -229,8 +264,10 @@ class Cluster(Entity):
         if removed:
             runs.append(Run("update", playbooks["teardown"], self.inventory, limit=",".join(removed)))
         runs.append(Run("update", playbooks["update"], inventory))
+        places = node_places(inventory)
+        check_places_free(self.app_root, self, places)
         self._set_options(service.options, given_options, options, keyring)
-        self.inventory = inventory
+        self.inventory, self.node_places = inventory, places
         self.start_step("update", runs, queue)
 
     def request_teardown(self, playbooks, queue):
@@ -463,6 +500,7 @@ class Clusters(Folder):
                                        project=project.name, server=server, credentials=project.credentials,
                                        requester=requester)
         cluster = Cluster(name, service, given_options, options, inventory, cluster_id, created_by, keyring)
+        check_places_free(project.__parent__.__parent__, cluster, cluster.node_places)
         self.add(cluster.name, cluster)
         service.clusters_using.change(1)
         cluster.start_step("create", [Run("create", playbooks["create"], inventory)], queue)
