@@ -266,6 +266,7 @@ class Cluster(Entity):
         runs.append(Run("update", playbooks["update"], inventory))
         places = node_places(inventory)
         check_places_free(self.app_root, self, places)
+        self.warnings = []  # rendered again with the service's spec: what they said is behind it
         self._set_options(service.options, given_options, options, keyring)
         self.inventory, self.node_places = inventory, places
         self.start_step("update", runs, queue)

@@ -1,0 +1,68 @@
+"""Where nodes live is the service's to choose, and local jobs run only
+sandboxed: a template an admin registered may take a directory from its
+options, but a node directory can never lie in, over or under one another
+live cluster uses on the same machine (409), a local node lives only in
+<var_dir>/nodes/<cluster id>/ (400), and without a working bubblewrap only
+admins get local clusters (409 naming the package)."""
+import pytest
+import webtest
+
+from pyramid_app import main
+from tests.conftest import Client, assert_error, close, settings_for
+
+PLACED = {
+    "name": "placed", "version": "1.0", "description": "Node directories from an option.",
+    "options": {"optional": {"dir": "/srv/work", "local": False}},
+    "template": ("all:\n  hosts:\n    n1:\n"
+                 "{%- if options.local %}\n      ansible_connection: local\n"
+                 "{%- else %}\n      ansible_host: 127.0.0.9\n{%- endif %}\n"
+                 "      provisioner_node_dir: {{ options.dir }}\n"),
+    "playbooks": {"create": "cluster_create.yml", "update": "cluster_update.yml",
+                  "teardown": "cluster_teardown.yml"}}
+
+
+@pytest.fixture
+def api(tmp_path):
+    app = main({}, **settings_for(tmp_path, **{"provisioner.start_dispatcher": "false",
+                                               "provisioner.bwrap": "/nonexistent/bwrap"}))
+    client = Client(webtest.TestApp(app))
+    client.alice, client.bob = client.user("alice"), client.user("bob")
+    client.project("pa", client.alice)
+    client.project("pb", client.bob)
+    client.testapp.post_json("/v1/services", PLACED, headers=client.as_admin, status=201)
+    yield client
+    close(app)
+
+
+def create(api, project, headers, name, options, status):
+    return api.testapp.post_json(f"/v1/projects/{project}/clusters", {"name": name, "service": "placed",
+                                                                      "options": options},
+                                 headers=headers, status=status)
+
+
+def test_node_directories_never_overlap_another_live_clusters(api):
+    create(api, "pb", api.bob, "b1", {"dir": "/srv/work/b"}, 201)
+    for project, headers, directory in (("pa", api.alice, "/srv/work/b"), ("pa", api.alice, "/srv/work/b/x"),
+                                        ("pa", api.alice, "/srv/work"), ("pb", api.bob, "/srv/work/b/../b")):
+        body = assert_error(create(api, project, headers, "c", {"dir": directory}, 409), 409, "WorkdirTaken")
+        assert "b1" not in body["message"] and "pb" not in body["message"]  # nothing of the other tenant shown
+    assert api.testapp.get("/v1/projects/pa/clusters", headers=api.alice).json["count"] == 0
+    create(api, "pa", api.alice, "a1", {"dir": "/srv/work/bb"}, 201)  # a sibling is fine
+    assert_error(api.testapp.patch_json("/v1/projects/pa/clusters/a1", {"options": {"dir": "/srv/work/b"}},
+                                        headers=api.alice, expect_errors=True), 409)
+
+
+def test_a_local_node_lives_in_its_clusters_own_directory(api, tmp_path):
+    body = assert_error(create(api, "pa", api.as_admin, "c", {"local": True, "dir": str(tmp_path)}, 400), 400)
+    assert "nodes" in body["message"]
+    own_looking = f"{tmp_path}/nodes/00000000/node-1"  # another cluster's id
+    assert_error(create(api, "pa", api.as_admin, "c", {"local": True, "dir": own_looking}, 400), 400)
+
+
+def test_without_bubblewrap_only_admins_get_local_clusters(api):
+    body = assert_error(api.testapp.post_json("/v1/projects/pa/clusters", {"name": "c", "service": "batch"},
+                                              headers=api.alice, status=409), 409, "SandboxUnavailable")
+    assert "bubblewrap" in body["message"]
+    assert api.testapp.get("/v1/projects/pa/clusters", headers=api.alice).json["count"] == 0
+    api.testapp.post_json("/v1/projects/pa/clusters", {"name": "c", "service": "batch"}, headers=api.as_admin,
+                          status=201)
