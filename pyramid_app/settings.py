@@ -55,8 +55,10 @@ SETTINGS = {
     "sweep_seconds": ("10", float),
     # the key ring sealing secrets at rest (sealing.py); empty: <var_dir>/secret.key
     "secret_key": ("", str),
-    # the bubblewrap program local jobs run in (runner/sandbox.py)
+    # the bubblewrap program local jobs run in (runner/sandbox.py), and
+    # whether they share the host's network (false: a loopback of their own)
     "bwrap": ("bwrap", str),
+    "local_jobs_network": ("true", parse_bool),
     # runs of clusters an admin created may log in with the server's own SSH
     # agent and keys (a single-user deployment); never other users' clusters
     "lend_server_identity": ("false", parse_bool),

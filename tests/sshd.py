@@ -7,6 +7,13 @@ freshly generated client key for the current user, and returns an
 `.user` and `.private_key_file`. `.stop()` (or leaving the `with` block)
 kills them and every session they started.
 
+Clusters log in with a credential of their project, never with a key file
+on the server: `.batch_options()` names the credential ("sshkey" unless
+told), `.credential()` is the body that POSTs the client key as that
+credential (/v1/projects/<project>/credentials), and
+`.credential_extravars()` is the `provisioner_credentials` extra var a
+playbook run by hand passes for it (what the service writes for each run).
+
 Everything lives in `tmpdir`: host key, client key, authorized_keys, one
 sshd_config, pid file and log per server. Nothing here imports pytest: the
 test fixture decides what a missing `sshd` means (see `missing_tools`).
@@ -64,13 +71,24 @@ class SshdHosts:
         self.hosts = []  # "127.0.0.N:PORT", in start order
         self._processes = []  # (Popen, log path)
 
-    def batch_options(self, workdir, nodes=2):
-        """Options of a batch cluster on these hosts. The "remote" machines
-        are this one: they use the tests' Python rather than whatever
-        discovery finds in the login shell's PATH."""
+    def batch_options(self, nodes=2, credential="sshkey"):
+        """Options of a batch cluster on these hosts, logging in with the
+        project's credential `credential` (see `credential()`). The "remote"
+        machines are this one: they use the tests' Python rather than
+        whatever discovery finds in the login shell's PATH. The service
+        chooses the work directory: /var/tmp/provisioner/<cluster id>."""
         return {"provider": "ssh", "nodes": nodes, "hosts": self.hosts, "ssh_user": self.user,
-                "ssh_private_key_file": self.private_key_file, "workdir": str(workdir),
-                "ssh_python_interpreter": sys.executable}
+                "ssh_credential": credential, "ssh_python_interpreter": sys.executable}
+
+    def credential(self, name="sshkey"):
+        """The body of POST /v1/projects/<project>/credentials that stores the
+        client key these servers accept as the credential `name`."""
+        return {"name": name, "kind": "ssh_key", "private_key": Path(self.private_key_file).read_text()}
+
+    def credential_extravars(self, option="ssh_credential"):
+        """The extra vars a playbook run outside the API passes for the
+        inventory's credential reference: option -> the key file."""
+        return {"provisioner_credentials": {option: self.private_key_file}}
 
     @property
     def addresses(self):

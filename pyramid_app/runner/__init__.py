@@ -37,6 +37,7 @@ def includeme(config):
     registry.dispatcher = Dispatcher(
         database(registry), var_dir, settings.get(registry, "playbooks_dir"), settings.get(registry, "runner_slots"),
         registry.keyring, settings.get(registry, "callback_url") or None, settings.get(registry, "sweep_seconds"),
-        bwrap=settings.get(registry, "bwrap"), lend_identity=settings.get(registry, "lend_server_identity"))
+        bwrap=settings.get(registry, "bwrap"), lend_identity=settings.get(registry, "lend_server_identity"),
+        local_jobs_network=settings.get(registry, "local_jobs_network"))
     if settings.get(registry, "start_dispatcher"):
         registry.dispatcher.start()

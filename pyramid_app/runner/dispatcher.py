@@ -83,9 +83,10 @@ def ssh_environment(lent, known_hosts, control_dir):
 
 class Dispatcher:
     def __init__(self, db, var_dir, playbooks_dir, slots, keyring, callback_url=None, sweep_seconds=10,
-                 bwrap="bwrap", lend_identity=False):
+                 bwrap="bwrap", lend_identity=False, local_jobs_network=True):
         self.db = db
         self.keyring = keyring
+        self.sandbox = {"bwrap": bwrap, "network": local_jobs_network}  # a local node's jobs run in this
         self.bwrap = bwrap
         self.lend_identity = lend_identity  # provisioner.lend_server_identity, for admins' clusters
         self.callback_url = callback_url  # learned from requests when not configured
@@ -376,7 +377,7 @@ class Dispatcher:
                         "cwd": job.cwd, "env": job.env, "time_limit": job.time_limit,
                         "memory_limit": job.memory_mb * 1024 * 1024, "callback_url": url,
                         "callback_secret": job_secret(access.callback_key, job.id, job.attempts) if url else None,
-                        "sandbox": {"bwrap": self.bwrap} if node in access.sandboxed else None,
+                        "sandbox": self.sandbox if node in access.sandboxed else None,
                         "files": [{"upload": name, "staged": cluster.staged_upload(node, name)} for name in job.files]})
             return {"provisioner_jobs_launch": launch,
                     "provisioner_jobs_uploads_src": str(project_upload_dir(self.var_dir, cluster.project.id))}

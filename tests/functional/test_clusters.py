@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import webtest
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from pyramid_app import main
 from tests.conftest import Client, assert_error, close, in_state, settings_for, wait_for
@@ -230,7 +232,11 @@ def test_roles_on_clusters(testapp, api, active):
 
 
 def test_an_unreachable_host_fails_with_a_reason_and_retry_runs_it_again(testapp, api):
-    options = {"provider": "ssh", "nodes": 1, "hosts": ["127.0.0.1:1"], "workdir": "/tmp/provisioner-unreachable"}
+    # ssh clusters log in with a credential of their project: a throwaway key (the host is never reached)
+    key = Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption()).decode()
+    testapp.post_json("/v1/projects/demo/credentials", {"name": "throwaway", "kind": "ssh_key", "private_key": key},
+                      headers=api.as_admin, status=201)
+    options = {"provider": "ssh", "nodes": 1, "hosts": ["127.0.0.1:1"], "ssh_credential": "throwaway"}
     create(testapp, api, "unreachable", options)
     cluster = settle(testapp, api, "unreachable", "failed", "active")
     assert cluster["state"] == "failed"
@@ -243,6 +249,7 @@ def test_an_unreachable_host_fails_with_a_reason_and_retry_runs_it_again(testapp
     settle(testapp, api, "unreachable", "failed", "active")
     assert testapp.get(f"{CLUSTERS}/unreachable/runs", headers=api.as_admin).json["count"] == 2
     testapp.delete(f"{CLUSTERS}/unreachable?purge=true", headers=api.as_admin, status=204)
+    testapp.delete("/v1/projects/demo/credentials/throwaway", headers=api.as_admin, status=204)
 
 
 def test_the_openapi_document_covers_clusters(testapp):

@@ -8,6 +8,7 @@ identity only where provisioner.lend_server_identity says so."""
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import webtest
@@ -18,6 +19,14 @@ from tests.conftest import Client, assert_error, close, in_state, new_private_ke
 
 pytestmark = pytest.mark.xdist_group("identity")
 CLUSTERS = "/v1/projects/team/clusters"
+WORKDIRS = []  # the ssh nodes' directories the tests made on this machine
+
+
+@pytest.fixture(autouse=True)
+def remove_workdirs():
+    yield
+    while WORKDIRS:
+        shutil.rmtree(WORKDIRS.pop(), ignore_errors=True)
 
 
 @pytest.fixture
@@ -63,6 +72,7 @@ def start(tmp_path, **settings):
 
 def settle(api, name):
     cluster = wait_for(api.testapp, f"{CLUSTERS}/{name}", api.as_admin, in_state("active", "failed"))[0]
+    WORKDIRS.append(Path("/var/tmp/provisioner") / cluster["id"])
     stdout = ""
     if cluster["state"] == "failed":
         run = api.testapp.get(f"{CLUSTERS}/{name}/runs", headers=api.as_admin).json["items"][0]["name"]

@@ -5,7 +5,8 @@ as the service runs them, against a local 2-node cluster and against real
 
 The inventories and the runs come from test_playbooks.py's helpers (the
 same rendered batch inventory, the repository's ansible.cfg, a temporary
-cwd); the sshd_hosts and ssh_env fixtures from tests/conftest.py.
+cwd, the ssh runs' credential extra var and a cluster id of the test's own);
+the sshd_hosts and ssh_env fixtures from tests/conftest.py.
 """
 import json
 import os
@@ -23,7 +24,9 @@ from tests.functional.test_playbooks import (
     PLAYBOOKS,
     REPO,
     assert_ok,
+    credential_args,
     needs_ansible,
+    own_cluster_id,
     run_playbook,
     write_inventory,
 )
@@ -71,10 +74,11 @@ def task_results(stdout, task):
     return results
 
 
-def status_run(inventory, tmp_path, env=None, ids=None):
+def status_run(inventory, tmp_path, env=None, ids=None, args=()):
     """job_status.yml; {host: {"<id>-<attempt>": state}} from the JSON in
-    the stdout of the task the service reads."""
-    args = ["-v"]
+    the stdout of the task the service reads. `args`: more arguments (the
+    credential extra var of an ssh cluster)."""
+    args = ["-v", *args]
     if ids is not None:
         args += ["-e", extravars(tmp_path, {"provisioner_jobs_status_ids": ids}, "status.json")]
     run = run_playbook("job_status.yml", inventory, *args, cwd=tmp_path, env=env)
@@ -83,12 +87,12 @@ def status_run(inventory, tmp_path, env=None, ids=None):
     return {host: json.loads(result["stdout"])["jobs"] for host, result in results.items()}, run
 
 
-def wait_states(inventory, tmp_path, wanted, env=None, timeout=120):
+def wait_states(inventory, tmp_path, wanted, env=None, timeout=120, args=()):
     """Run job_status.yml until every job of `wanted` ({host: {name:
     state}}) is in its state; return the last report."""
     deadline = time.monotonic() + timeout
     while True:
-        report, _ = status_run(inventory, tmp_path, env=env)
+        report, _ = status_run(inventory, tmp_path, env=env, args=args)
         if all(report.get(host, {}).get(job, {}).get("state") == state
                for host, jobs in wanted.items() for job, state in jobs.items()):
             return report
@@ -156,7 +160,7 @@ def test_local_launch_status_and_cancel(tmp_path, local_cluster):
     assert done["stdout_tail"] == f"hello from {quick['id']}\n"
     broken = report["node-2"][name(failing)]
     assert broken["exit_code"] == 7 and broken["stderr_tail"] == "broken\n"
-    assert (Path(failing["dir"]) / "sub" / "dir").is_dir()
+    assert (Path(failing["dir"]) / "work" / "sub" / "dir").is_dir()  # cwd is relative to the work dir
     running = report["node-2"][name(long)]
     assert isinstance(running["pid"], int) and running["started_at"] <= time.time()
     assert name(quick) not in report["node-2"]  # each node reports its own jobs
@@ -318,12 +322,13 @@ def test_launch_timing_for_many_jobs_on_two_nodes(tmp_path, local_cluster, recor
 
 
 @needs_ansible
-def test_ssh_launch_and_status(tmp_path, sshd_hosts, ssh_env):
-    workdir = tmp_path / "remote" / "work"
-    inventory, data = write_inventory(tmp_path, sshd_hosts.batch_options(workdir))
+def test_ssh_launch_and_status(tmp_path, request, sshd_hosts, ssh_env):
+    inventory, data = write_inventory(tmp_path, sshd_hosts.batch_options(), cluster_id=own_cluster_id(request))
+    workdir = data["all"]["vars"]["provisioner_workdir"]
     node_dirs = {node: f"{workdir}/{node}" for node in NODES}
+    key = credential_args(tmp_path, sshd_hosts.credential_extravars())
     try:
-        assert_ok(run_playbook("cluster_create.yml", inventory, cwd=tmp_path, env=ssh_env), NODES)
+        assert_ok(run_playbook("cluster_create.yml", inventory, *key, cwd=tmp_path, env=ssh_env), NODES)
         quick = {node: job_spec(node_dirs[node], f"echo hi from {node}") for node in NODES}
         # outlives the ssh sessions that launched it: it waits for a file
         go = tmp_path / "go"
@@ -331,12 +336,12 @@ def test_ssh_launch_and_status(tmp_path, sshd_hosts, ssh_env):
         launch = extravars(tmp_path, {"provisioner_jobs_launch": {
             "node-1": [quick["node-1"]], "node-2": [quick["node-2"], lasting]}}, "launch.json")
 
-        run = run_playbook("job_launch.yml", inventory, "-e", launch, cwd=tmp_path, env=ssh_env)
+        run = run_playbook("job_launch.yml", inventory, "-e", launch, *key, cwd=tmp_path, env=ssh_env)
 
         assert_ok(run, NODES)
         assert SECRET not in run.stdout
         report = wait_states(inventory, tmp_path, {node: {name(quick[node]): "finished"} for node in NODES},
-                             env=ssh_env)
+                             env=ssh_env, args=key)
         for node in NODES:
             assert report[node][name(quick[node])]["stdout_tail"] == f"hi from {node}\n"
             assert report[node][name(quick[node])]["exit_code"] == 0

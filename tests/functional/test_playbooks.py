@@ -5,21 +5,32 @@ servers on loopback addresses. No mocks.
 
 Every run uses the repository's ansible.cfg through ANSIBLE_CONFIG and runs
 from a temporary directory, so nothing depends on the current directory.
+
+The ssh runs log in with the sshd servers' client key as the cluster's
+credential: the inventory holds only the reference to it, and each run
+passes the `provisioner_credentials` extra var the service would (option ->
+key file). Ssh work directories are /var/tmp/provisioner/<cluster id> on the
+"remote" hosts, which are this machine: each ssh test has a cluster id of
+its own (tests run in parallel) and removes that directory when it ends.
 """
 import datetime
 import getpass
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import colander
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from pyramid_app.catalog import effective_options, load_service_dir
+from pyramid_app.catalog import credential_names, effective_options, load_service_dir, template_options
 from pyramid_app.rendering import TemplateError, parse_inventory, render_inventory
 from tests import sshd
 
@@ -29,6 +40,8 @@ PLAYBOOKS = REPO / "playbooks"
 ANSIBLE_CFG = REPO / "ansible.cfg"
 CLUSTER = {"name": "batch-test", "id": "0a1b2c3d"}
 PROJECT = "demo"
+SSH_WORKDIRS = "/var/tmp/provisioner"  # the ssh provider's, on every host
+KEY_REFERENCE = "{{ provisioner_credentials['ssh_credential'] }}"
 
 
 def _tool(name):
@@ -46,24 +59,47 @@ needs_ansible = pytest.mark.skipif(ANSIBLE_PLAYBOOK is None, reason="ansible-cor
 # --------------------------------------------------------------- rendering
 
 
-def render(options, var_dir):
+def render(options, var_dir, *, cluster_id=None, credential_users=None, lend_identity=False):
     """The batch inventory for `options`, as the service renders it: options
-    checked and completed by the service's spec, then the sandboxed template."""
+    checked and completed by the service's spec, each credential option made
+    the reference to its run's key file (`credential_users`: credential name
+    -> username; a credential missing from it has none), then the sandboxed
+    template."""
     service = load_service_dir(SERVICE_DIR)
+    spec = service["options"]
+    effective = effective_options(spec, options)
+    users = {effective[option]: "" for option in credential_names(spec) if effective.get(option)}
+    users.update(credential_users or {})
     return render_inventory(
         service["template"],
-        options=effective_options(service["options"], options),
-        cluster=dict(CLUSTER),
+        options=template_options(spec, effective, users),
+        cluster=dict(CLUSTER, id=cluster_id or CLUSTER["id"]),
         project=PROJECT,
-        server={"var_dir": str(var_dir)},
+        server={"var_dir": str(var_dir), "lend_identity": lend_identity},
     )
 
 
-def write_inventory(tmp_path, options, name="hosts.yml"):
-    text = render(options, tmp_path / "var")
+def write_inventory(tmp_path, options, name="hosts.yml", **render_args):
+    text = render(options, tmp_path / "var", **render_args)
     path = tmp_path / name
     path.write_text(text)
     return path, parse_inventory(text)
+
+
+def own_cluster_id(request):
+    """A cluster id of the test's own, for an ssh cluster: its work
+    directory /var/tmp/provisioner/<id> is removed when the test ends."""
+    cluster_id = secrets.token_hex(4)
+    request.addfinalizer(lambda: shutil.rmtree(f"{SSH_WORKDIRS}/{cluster_id}", ignore_errors=True))
+    return cluster_id
+
+
+def credential_args(tmp_path, extravars):
+    """ansible-playbook arguments passing `extravars` (the
+    provisioner_credentials of an ssh inventory) from a JSON file."""
+    path = tmp_path / "credentials.json"
+    path.write_text(json.dumps(extravars))
+    return ["-e", f"@{path}"]
 
 
 # ------------------------------------------------------------------ running
@@ -114,14 +150,14 @@ def node_dirs(workdir):
     return sorted(p.name for p in Path(workdir).glob("node-*")) if Path(workdir).exists() else []
 
 
-def check_node(workdir, name, *, provider, cpus=2, memory="4G"):
+def check_node(workdir, name, *, provider, cpus=2, memory="4G", cluster_id=CLUSTER["id"]):
     node_dir = Path(workdir) / name
     assert (node_dir / "jobs").is_dir()
     assert os.access(node_dir, os.W_OK)
     record = json.loads((node_dir / "node.json").read_text())
     assert record["name"] == name
     assert record["cluster"] == CLUSTER["name"]
-    assert record["cluster_id"] == CLUSTER["id"]
+    assert record["cluster_id"] == cluster_id
     assert record["project"] == PROJECT
     assert record["provider"] == provider
     assert record["dir"] == str(node_dir)
@@ -160,28 +196,35 @@ def test_local_inventory_has_the_documented_shape(tmp_path):
     }
 
 
-def test_ssh_inventory_has_the_documented_shape(tmp_path):
-    inventory = parse_inventory(
-        render(
-            {
-                "provider": "ssh",
-                "nodes": 2,
-                "hosts": ["127.0.0.2:2222", "node.example.org", "unused.example.org"],
-                "ssh_user": "batch",
-                "ssh_private_key_file": "/keys/my key",
-                "cpus_per_node": 8,
-                "memory_per_node": "16G",
-            },
-            tmp_path / "var",
-        )
+@pytest.mark.parametrize("ssh_user, username, user", [
+    ("batch", "ops", "batch"),  # the option wins
+    ("", "ops", "ops"),  # else the credential's username
+    ("", "", "root"),  # else root
+])
+def test_ssh_inventory_has_the_documented_shape(tmp_path, ssh_user, username, user):
+    text = render(
+        {
+            "provider": "ssh",
+            "nodes": 2,
+            "hosts": ["127.0.0.2:2222", "node.example.org", "unused.example.org"],
+            "ssh_user": ssh_user,
+            "ssh_credential": "deploy",
+            "cpus_per_node": 8,
+            "memory_per_node": "16G",
+        },
+        tmp_path / "var",
+        credential_users={"deploy": username},
     )
-    workdir = f"/var/tmp/provisioner/{CLUSTER['id']}"
+    inventory = parse_inventory(text)
+    workdir = f"{SSH_WORKDIRS}/{CLUSTER['id']}"
     assert inventory["all"]["vars"]["provisioner_provider"] == "ssh"
     assert inventory["all"]["vars"]["provisioner_workdir"] == workdir
+    assert "deploy" not in text  # the service resolves the name at run time
     hosts = inventory["all"]["children"]["nodes"]["hosts"]
     common = {
-        "ansible_user": "batch",
-        "ansible_ssh_private_key_file": "/keys/my key",
+        "ansible_user": user,
+        # Ansible reads the run's key file from the extra var the service passes
+        "ansible_ssh_private_key_file": KEY_REFERENCE,
         "ansible_ssh_common_args": "-o StrictHostKeyChecking=accept-new",
         "provisioner_node_cpus": 8,
         "provisioner_node_memory": "16G",
@@ -194,17 +237,18 @@ def test_ssh_inventory_has_the_documented_shape(tmp_path):
     }
 
 
-def test_ssh_inventory_leaves_out_an_empty_key_file_and_takes_a_workdir(tmp_path):
-    inventory = parse_inventory(
-        render({"provider": "ssh", "nodes": 1, "hosts": ["h1"], "workdir": "/srv/work dir/"},
-               tmp_path / "var")
-    )
+def test_ssh_inventory_needs_a_credential_unless_the_server_lends_its_identity(tmp_path):
+    options = {"provider": "ssh", "nodes": 1, "hosts": ["h1"]}
+    with pytest.raises(TemplateError, match="the ssh provider logs in with a credential of the project: "
+                                            "set ssh_credential"):
+        render(options, tmp_path / "var")
+
+    inventory = parse_inventory(render(options, tmp_path / "var", lend_identity=True))
     node = inventory["all"]["children"]["nodes"]["hosts"]["node-1"]
     assert "ansible_ssh_private_key_file" not in node
     assert "ansible_port" not in node
     assert node["ansible_user"] == "root"
-    assert node["provisioner_node_dir"] == "/srv/work dir/node-1"
-    assert inventory["all"]["vars"]["provisioner_workdir"] == "/srv/work dir"
+    assert node["provisioner_node_dir"] == f"{SSH_WORKDIRS}/{CLUSTER['id']}/node-1"
 
 
 def test_ssh_inventory_needs_a_host_per_node(tmp_path):
@@ -212,9 +256,21 @@ def test_ssh_inventory_needs_a_host_per_node(tmp_path):
         render({"provider": "ssh", "nodes": 3, "hosts": ["h1", "h2"]}, tmp_path / "var")
 
 
-def test_inventory_refuses_a_relative_workdir(tmp_path):
-    with pytest.raises(TemplateError, match="workdir must be an absolute path"):
-        render({"workdir": "relative/dir"}, tmp_path / "var")
+@pytest.mark.parametrize("workdir", ["/", "relative/dir", "/srv/work"])
+def test_the_workdir_is_no_option(tmp_path, workdir):
+    with pytest.raises(colander.Invalid) as refused:
+        render({"workdir": workdir}, tmp_path / "var")
+    assert list(refused.value.asdict()) == ["workdir"]
+    assert "unknown option" in refused.value.asdict()["workdir"]
+
+
+@pytest.mark.parametrize("cluster_id", ["0a1b2c3d", "ffffffff"])
+def test_local_nodes_live_in_the_clusters_own_directory(tmp_path, cluster_id):
+    inventory = parse_inventory(render({"nodes": 2}, tmp_path / "var", cluster_id=cluster_id))
+    own = f"{tmp_path}/var/nodes/{cluster_id}"
+    assert inventory["all"]["vars"]["provisioner_workdir"] == own
+    hosts = inventory["all"]["children"]["nodes"]["hosts"]
+    assert [h["provisioner_node_dir"] for h in hosts.values()] == [f"{own}/node-1", f"{own}/node-2"]
 
 
 @pytest.mark.parametrize("playbook", sorted(path.name for path in PLAYBOOKS.glob("*.yml")))
@@ -299,15 +355,19 @@ def test_local_teardown_removes_everything(tmp_path):
 
 
 @needs_ansible
-def test_ssh_create_and_teardown(tmp_path, sshd_hosts, ssh_env):
-    workdir = tmp_path / "remote" / "work"
-    inventory, _ = write_inventory(tmp_path, sshd_hosts.batch_options(workdir))
+def test_ssh_create_and_teardown(tmp_path, request, sshd_hosts, ssh_env):
+    cluster_id = own_cluster_id(request)
+    inventory, data = write_inventory(tmp_path, sshd_hosts.batch_options(), cluster_id=cluster_id)
+    workdir = Path(data["all"]["vars"]["provisioner_workdir"])
+    assert workdir == Path(SSH_WORKDIRS) / cluster_id
+    assert sshd_hosts.private_key_file not in inventory.read_text()
+    key = credential_args(tmp_path, sshd_hosts.credential_extravars())
 
-    run = run_playbook("cluster_create.yml", inventory, cwd=tmp_path, env=ssh_env)
+    run = run_playbook("cluster_create.yml", inventory, *key, cwd=tmp_path, env=ssh_env)
     assert_ok(run, ["node-1", "node-2"])
     assert node_dirs(workdir) == ["node-1", "node-2"]
     for name in ("node-1", "node-2"):
-        check_node(workdir, name, provider="ssh")
+        check_node(workdir, name, provider="ssh", cluster_id=cluster_id)
     # both hosts were reached over ssh: accept-new recorded their keys
     # (hashed when the system ssh_config says HashKnownHosts: ask ssh-keygen)
     for address, port in sshd_hosts.addresses:
@@ -317,35 +377,42 @@ def test_ssh_create_and_teardown(tmp_path, sshd_hosts, ssh_env):
         )
         assert found.returncode == 0, sshd_hosts.logs()
 
-    run = run_playbook("cluster_teardown.yml", inventory, cwd=tmp_path, env=ssh_env)
+    run = run_playbook("cluster_teardown.yml", inventory, *key, cwd=tmp_path, env=ssh_env)
     assert_ok(run, ["node-1", "node-2"])
     assert not workdir.exists()
 
 
 @needs_ansible
-def test_ssh_create_fails_on_an_unreachable_host(tmp_path, ssh_env):
+def test_ssh_create_fails_on_an_unreachable_host(tmp_path, request, ssh_env):
     if not shutil.which("ssh"):
         pytest.skip(sshd.MISSING)
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.2", 0))
         closed_port = sock.getsockname()[1]
-    inventory, _ = write_inventory(
+    inventory, data = write_inventory(
         tmp_path,
         {
             "provider": "ssh",
             "nodes": 1,
             "hosts": [f"127.0.0.2:{closed_port}"],
             "ssh_user": getpass.getuser(),
-            "workdir": str(tmp_path / "remote"),
+            "ssh_credential": "sshkey",
         },
+        cluster_id=own_cluster_id(request),
     )
+    # a key nothing accepts: the host is never reached anyway
+    key_file = tmp_path / "id_unused"
+    key_file.write_text(
+        Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption()).decode())
+    key_file.chmod(0o600)
+    key = credential_args(tmp_path, {"provisioner_credentials": {"ssh_credential": str(key_file)}})
 
-    run = run_playbook("cluster_create.yml", inventory, cwd=tmp_path, env=ssh_env, timeout=120)
+    run = run_playbook("cluster_create.yml", inventory, *key, cwd=tmp_path, env=ssh_env, timeout=120)
 
     assert run.rc != 0, run
     assert "UNREACHABLE" in run.stdout, run
     assert run.recap["node-1"]["unreachable"] == 1, run
-    assert not (tmp_path / "remote").exists()
+    assert not Path(data["all"]["vars"]["provisioner_workdir"]).exists()
 
 
 # -------------------------------------------------------------------- lint

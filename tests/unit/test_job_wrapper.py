@@ -817,6 +817,21 @@ def test_a_sandboxed_job_sees_only_the_system_and_its_work_dir(jobs_root, tmp_pa
 
 
 @needs_bwrap
+def test_a_sandbox_without_network_reaches_nothing_listening_on_the_host(jobs_root):
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        probe = f"exec 3<>/dev/tcp/127.0.0.1/{port} && echo reached || echo refused"
+        shared = run_one(jobs_root, f"bash -c '{probe}'", sandbox=SANDBOX)[1]
+        alone = run_one(jobs_root, f"bash -c '{probe}'", sandbox=dict(SANDBOX, network=False))[1]
+    assert shared["stdout_tail"] == "reached\n", shared
+    assert alone["stdout_tail"] == "refused\n", alone
+
+
+@needs_bwrap
 def test_a_sandboxed_job_sees_only_its_own_processes_and_cannot_signal_others(jobs_root):
     me = os.getpid()
     _, job = run_sandboxed(
@@ -1025,7 +1040,7 @@ def test_a_job_whose_sandbox_is_unavailable_never_runs(jobs_root, tmp_path, prog
 
 
 @pytest.mark.parametrize("sandbox", ["bwrap", True, [], {"bwrap": 3}, {"bwrap": ""}, {"bwrap": "bin/bwrap"},
-                                     {"bwrap": "bwrap", "network": False}])
+                                     {"bwrap": "bwrap", "network": "no"}, {"bwrap": "bwrap", "user": "nobody"}])
 def test_a_bad_sandbox_is_a_bad_spec(jobs_root, sandbox):
     spec = make_spec(jobs_root, "touch ran", sandbox=sandbox)
 
