@@ -102,13 +102,15 @@ def step_8_tenancy(root, evolution):
                 evolution.pack = True
             cluster.options_spec = seal_secret_defaults(cluster.options_spec, keyring)
             cluster.options = seal_values(keyring, secret, cluster.options)
+            gone = (SERVER_KEY_FILE_OPTION, WORKDIR_OPTION) if cluster.service == "batch" else ()
             cluster.given_options = seal_values(keyring, secret, {
-                name: value for name, value in cluster.given_options.items()
-                if name not in (SERVER_KEY_FILE_OPTION, WORKDIR_OPTION)})
+                name: value for name, value in cluster.given_options.items() if name not in gone})
 
 
 def step_8_cluster_warnings(cluster):
     warnings = []
+    if cluster.service != "batch":
+        return warnings
     key_file = cluster.given_options.get(SERVER_KEY_FILE_OPTION)
     if key_file:
         warnings.append(f"This cluster logged in with {key_file}, a key file on the server, which runs no longer "

@@ -552,6 +552,24 @@ def _top_level(groups):
     return ["ungrouped", *others]
 
 
+def effective_hostvars(inventory):
+    """Each host's variables as Ansible sees them: the vars of ``all``, then
+    of its other groups, parents before children, then its own (later
+    wins). Values stay as parsed (an unsafe string is still a str)."""
+    groups, hostvars = _flatten(inventory)
+    parents = _parents(groups)
+    effective = {}
+    for host, own in hostvars.items():
+        direct = {name for name, group in groups.items() if host in group["hosts"]}
+        names = direct.union(*(_ancestors(name, parents) for name in direct)) - {"all"}
+        merged = dict(groups.get("all", _new_group())["vars"])
+        for name in sorted(names, key=lambda name: (len(_ancestors(name, parents)), name)):
+            merged.update(groups[name]["vars"])
+        merged.update(own)
+        effective[host] = merged
+    return effective
+
+
 def inventory_as_json(inventory):
     """The inventory as ``ansible-inventory --list --export`` shows it.
 

@@ -14,8 +14,8 @@ import colander
 from ..catalog import (credential_names, effective_options, mask_secrets, secret_names, secret_values,
                        size_to_bytes, template_options)
 from ..errors import Conflict, ValidationFailed, detail
-from ..rendering import (CREDENTIALS_VARIABLE, TemplateError, inventory_as_json, inventory_nodes, parse_inventory,
-                         render_inventory)
+from ..rendering import (CREDENTIALS_VARIABLE, TemplateError, effective_hostvars, inventory_nodes,
+                         parse_inventory, render_inventory)
 from ..sealing import open_values, seal_values
 from ..resources import Folder
 from .base import Entity, new_id
@@ -46,7 +46,7 @@ def check_identity_and_places(inventory, *, cluster_id, server, requester):
     file on the server instead of the cluster's credential), put a local
     node outside the cluster's own directory, or run local jobs unsandboxed
     for anyone but an admin."""
-    hostvars = inventory_as_json(parse_inventory(inventory))["_meta"]["hostvars"]
+    hostvars = effective_hostvars(parse_inventory(inventory))
     for host, variables in sorted(hostvars.items()):
         for name in KEY_FILE_VARIABLES:
             value = variables.get(name)
@@ -72,7 +72,7 @@ def check_identity_and_places(inventory, *, cluster_id, server, requester):
 def node_places(inventory):
     """Where each node's directory is: [(machine, directory)], the machine
     being "local" for local nodes, else "address:port"."""
-    hostvars = inventory_as_json(parse_inventory(inventory))["_meta"]["hostvars"]
+    hostvars = effective_hostvars(parse_inventory(inventory))
     places = []
     for host, variables in sorted(hostvars.items()):
         directory = variables.get("provisioner_node_dir")
@@ -471,7 +471,7 @@ def node_resources(inventory):
     """What the scheduler may use on each node of the `nodes` group: the
     inventory's provisioner_node_cpus, provisioner_node_memory and
     provisioner_node_dir."""
-    hostvars = inventory_as_json(inventory)["_meta"]["hostvars"]
+    hostvars = effective_hostvars(inventory)
     resources = {}
     for node in inventory_nodes(inventory):
         if "nodes" in node["groups"]:

@@ -18,7 +18,7 @@ from ZODB.POSException import POSKeyError
 
 from ..models.run import QUEUE_SIGNAL, SCHEDULE_REQUESTS
 from ..models.cluster import KEY_FILE_VARIABLES, is_credential_reference, local_nodes
-from ..rendering import CREDENTIALS_VARIABLE, SECRETS_VARIABLE, inventory_as_json, parse_inventory
+from ..rendering import CREDENTIALS_VARIABLE, SECRETS_VARIABLE, effective_hostvars, parse_inventory
 from ..resources import app_root
 from ..security import callback_keys, job_secret
 from ..settings import REPOSITORY
@@ -326,7 +326,7 @@ class Dispatcher:
             creator = root.users.get(cluster.created_by) if cluster.created_by else None
             by_admin = creator is not None and creator.admin
             lent = self.lend_identity and by_admin
-            hostvars = inventory_as_json(parse_inventory(run.inventory))["_meta"]["hostvars"]
+            hostvars = effective_hostvars(parse_inventory(run.inventory))
             if not lent:
                 for host, variables in sorted(hostvars.items()):
                     for name in KEY_FILE_VARIABLES:

@@ -33,6 +33,17 @@ def start(var_dir, **extra):
     return main({}, **settings_for(var_dir, **{"provisioner.start_dispatcher": "false", **extra}))
 
 
+def start_with_a_vault_cluster(var_dir, password, **extra):
+    """A server whose project demo has a cluster c1 of the vault service."""
+    app = start(var_dir, **extra)
+    api = Client(webtest.TestApp(app))
+    api.project("demo", api.as_admin)
+    api.testapp.post_json("/v1/services", SECRET_SERVICE, headers=api.as_admin)
+    api.testapp.post_json("/v1/projects/demo/clusters", {"name": "c1", "service": "vault",
+                                                         "options": {"password": password}}, headers=api.as_admin)
+    return app, api
+
+
 @pytest.fixture
 def api(tmp_path):
     app = start(tmp_path)
@@ -128,13 +139,7 @@ def test_no_secret_or_key_is_in_the_database_file(api, tmp_path):
 def test_the_evolve_step_seals_what_was_stored_in_clear(tmp_path):
     """A database as the previous version left it: secret values in clear,
     a cluster naming a key file on the server, the callback key in a file."""
-    app = start(tmp_path)
-    api = Client(webtest.TestApp(app))
-    api.project("demo", api.as_admin)
-    api.testapp.post_json("/v1/services", SECRET_SERVICE, headers=api.as_admin)
-    api.testapp.post_json("/v1/projects/demo/clusters", {"name": "c1", "service": "vault",
-                                                         "options": {"password": "old-pw-33d1a0"}},
-                          headers=api.as_admin)
+    app, api = start_with_a_vault_cluster(tmp_path, "old-pw-33d1a0")
     old_key = bytes(range(32))
     with database(app.registry).transaction() as connection:
         root = app_root(connection)
@@ -145,6 +150,7 @@ def test_the_evolve_step_seals_what_was_stored_in_clear(tmp_path):
         cluster = project.clusters["c1"]
         for attribute in ("created_by", "warnings", "node_places"):
             delattr(cluster, attribute)
+        cluster.service = "batch"  # the service whose options ssh_private_key_file and workdir went
         cluster.options = dict(cluster.options, password="old-pw-33d1a0")
         cluster.given_options = {"password": "old-pw-33d1a0", "ssh_private_key_file": "/root/.ssh/id_rsa",
                                  "workdir": "/srv/old"}
@@ -226,13 +232,7 @@ def test_rotation_with_a_configured_key_prints_the_new_one(tmp_path):
     from pyramid_app.sealing import format_keys, new_key
 
     configured = format_keys([new_key()]).strip()
-    app = start(tmp_path, **{"provisioner.secret_key": configured})
-    api = Client(webtest.TestApp(app))
-    api.project("demo", api.as_admin)
-    api.testapp.post_json("/v1/services", SECRET_SERVICE, headers=api.as_admin)
-    api.testapp.post_json("/v1/projects/demo/clusters", {"name": "c1", "service": "vault",
-                                                         "options": {"password": "pw-configured"}},
-                          headers=api.as_admin)
+    app, api = start_with_a_vault_cluster(tmp_path, "pw-configured", **{"provisioner.secret_key": configured})
     close(app)
     assert not (tmp_path / "secret.key").exists()
     result = rotate(tmp_path, PROVISIONER_SECRET_KEY=configured)

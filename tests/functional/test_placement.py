@@ -66,3 +66,25 @@ def test_without_bubblewrap_only_admins_get_local_clusters(api):
     assert api.testapp.get("/v1/projects/pa/clusters", headers=api.alice).json["count"] == 0
     api.testapp.post_json("/v1/projects/pa/clusters", {"name": "c", "service": "batch"}, headers=api.as_admin,
                           status=201)
+
+
+GROUP_LEVEL = {
+    "name": "grouped", "version": "1.0", "description": "Connection and key from group variables.",
+    "options": {"optional": {"key": ""}},
+    "template": ("all:\n  vars:\n    ansible_connection: local\n"
+                 "{%- if options.key %}\n    ansible_ssh_private_key_file: {{ options.key }}\n{%- endif %}\n"
+                 "  children:\n    nodes:\n      hosts:\n        n1:\n          provisioner_node_dir: /srv/n1\n"),
+    "playbooks": {"create": "cluster_create.yml", "update": "cluster_update.yml",
+                  "teardown": "cluster_teardown.yml"}}
+
+
+def test_group_variables_count_as_the_hosts_own(api):
+    """A connection or a key file set for a group applies to its hosts."""
+    api.testapp.post_json("/v1/services", GROUP_LEVEL, headers=api.as_admin, status=201)
+    clusters = "/v1/projects/pa/clusters"
+    body = assert_error(api.testapp.post_json(clusters, {"name": "c", "service": "grouped"}, headers=api.as_admin,
+                                              status=400), 400)
+    assert "Local node n1" in body["message"]
+    body = assert_error(api.testapp.post_json(clusters, {"name": "c", "service": "grouped", "options": {
+        "key": "/root/.ssh/id_rsa"}}, headers=api.as_admin, status=400), 400)
+    assert "key file on the server" in body["message"]
