@@ -50,7 +50,7 @@ DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 SERVICE_FILE = "service.yml"
 TEMPLATE_FILE = "inventory.yml.j2"
-SERVICE_KEYS = ("description", "options", "playbooks")
+SERVICE_KEYS = ("description", "options", "playbooks", "idempotent")
 
 
 class SpecError(ValueError):
@@ -702,8 +702,16 @@ def load_service_dir(path):
         "description": data["description"],
         "options": normalized,
         "playbooks": data.get("playbooks") or {},
+        "idempotent": _idempotent(service_file, data),
         "template": _read_text(directory / TEMPLATE_FILE),
     }
+
+
+def _idempotent(service_file, data):
+    value = data.get("idempotent", False)
+    if not isinstance(value, bool):
+        raise SpecError(f"{service_file}:idempotent", "must be true or false")
+    return value
 
 
 def load_builtin_services(root):

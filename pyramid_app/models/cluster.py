@@ -291,9 +291,23 @@ class Cluster(Entity):
         if self.state != "failed":
             raise Conflict(f"Cluster {self.name!r} is {self.state}; only a failed step can be retried.",
                            code="WrongState")
-        again = [Run(run.step, run.playbook, run.inventory, run.limit, run.extravars)
-                 for run in self.step_runs if run.status != "successful"]
-        self.start_step(self.step, again, queue)
+        self.start_step(self.step, self._runs_again(), queue)
+
+    def _runs_again(self):
+        """Fresh copies of the step's runs that did not succeed, in order."""
+        return [Run(run.step, run.playbook, run.inventory, run.limit, run.extravars)
+                for run in self.step_runs if run.status != "successful"]
+
+    def _rerun_interrupted(self, lost):
+        """A step whose run a crash interrupted goes on by itself (its
+        playbooks are idempotent): what did not succeed is queued again,
+        once; a failure of that retry fails the step with both reasons."""
+        again = self._runs_again()
+        for run in again:
+            run.interrupted = f"run {lost.name} was lost: {lost.status_reason}"
+        self.app_root.warnings.add(self.project.name, f"Cluster {self.project.name}/{self.name}: the {self.step} "
+                                                      f"step was interrupted ({again[0].interrupted}); it runs again")
+        self.start_step(self.step, again, self.app_root.run_queue)
 
     def can_be_purged(self):
         if self.state not in ("deleted", "failed"):
@@ -417,8 +431,10 @@ class Cluster(Entity):
             self.state = "starting"
         self.touch()
 
-    def run_finished(self, run, reports=None):
-        """Move the state machine on when a run ends."""
+    def run_finished(self, run, reports=None, rerun_lost=False):
+        """Move the state machine on when a run ends. `rerun_lost`: the
+        service's playbooks are idempotent, so a step run lost in a crash
+        runs again by itself (once)."""
         if self.running is run:
             self.running = None
         if run.step in JOB_STEPS:
@@ -426,12 +442,16 @@ class Cluster(Entity):
             return
         if run not in self.step_runs:
             return
+        if run.status == "lost" and rerun_lost and run.interrupted is None:
+            self._rerun_interrupted(run)
+            return
         if run.status != "successful":
             for other in self.step_runs:
                 if other.status == "queued":
                     other.finish("canceled", reason=f"an earlier run of the {self.step} step {run.status}")
             self.state = "failed"
-            self.state_reason = f"The {self.step} step {run.status}: {run.status_reason or 'see its run'} " \
+            again = f"was interrupted ({run.interrupted}); running it again " if run.interrupted else ""
+            self.state_reason = f"The {self.step} step {again}{run.status}: {run.status_reason or 'see its run'} " \
                                 f"(run {run.name}); POST .../retry runs it again."
             self.app_root.warnings.add(self.project.name, f"Cluster {self.project.name}/{self.name}: "
                                                           f"the {self.step} step {run.status}: {run.status_reason}")

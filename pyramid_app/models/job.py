@@ -25,6 +25,9 @@ FINISHED = ("succeeded", "failed", "cancelled", "lost")
 ACTIVE = ("launching", "running")
 STATES = ("dependent", "queued") + ACTIVE + FINISHED
 TAIL = 64 * 1024
+# what an attempt leaves on its job (the class holds the values of none yet)
+RESULT_FIELDS = ("exit_code", "fail_reason", "pid", "started_at", "ended_at", "walltime", "cputime", "peak_ram",
+                 "stdout_tail", "stderr_tail", "failed_launch")
 MAX_MISSES = 1000
 _sequence = itertools.count()
 
@@ -332,9 +335,13 @@ class JobTable(Folder):
         return was_active
 
     def restart(self, job):
+        """A finished job again, as a new attempt: nothing of the last one
+        shows while it waits."""
         if not job.finished:
             raise Conflict(f"Job {job.name!r} is {job.state}; only a finished job can be restarted.",
                            code="WrongState")
+        for field in RESULT_FIELDS:
+            setattr(job, field, getattr(Job, field))
         self.move(job, "queued")
 
     def purge(self, job):

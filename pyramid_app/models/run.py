@@ -82,6 +82,7 @@ def queue_key():
 
 class Run(Entity):
     type = "run"
+    interrupted = None  # set on a run queued again after a crash: what was lost
 
     def __init__(self, step, playbook, inventory, limit=None, extravars=None):
         super().__init__()

@@ -52,6 +52,9 @@ def sample_options(spec):
 
 class ServiceVersion(Entity):
     type = "service"
+    # Its playbooks may run again on what a lost run left half done: a step
+    # a crash interrupted then runs again by itself (batch says so).
+    idempotent = False
 
     def __init__(self, version, description="", builtin=False):
         super().__init__(version)
@@ -71,7 +74,7 @@ class ServiceVersion(Entity):
         return self.name
 
     def configure(self, *, options=None, template=None, playbooks=None, description=None, server=None,
-                  keyring=None):
+                  keyring=None, idempotent=None):
         """Change what is given, after checking that the template renders with
         the options' defaults; nothing changes when anything is refused. A
         secret option's default is kept sealed (without `keyring`, offline,
@@ -86,6 +89,8 @@ class ServiceVersion(Entity):
             self.playbooks = dict(playbooks)
         if description is not None:
             self.description = description
+        if idempotent is not None:
+            self.idempotent = idempotent
         self.touch()
 
     def refuse_change_if_builtin(self):
@@ -96,7 +101,8 @@ class ServiceVersion(Entity):
     def as_json(self):
         return dict(super().as_json(), service=self.service_name, version=self.version,
                     description=self.description, options=mask_secret_defaults(self.options), playbooks=self.playbooks,
-                    template=self.template, builtin=self.builtin, clusters=self.clusters_using())
+                    template=self.template, builtin=self.builtin, idempotent=self.idempotent,
+                    clusters=self.clusters_using())
 
 
 def _normalized(options):
@@ -172,7 +178,7 @@ class Services(Folder):
             entry = self.lookup(loaded["name"], loaded["version"])
             configuration = dict(options=loaded["options"], template=loaded["template"],
                                  playbooks=loaded["playbooks"], description=loaded["description"], server=server,
-                                 keyring=keyring)
+                                 keyring=keyring, idempotent=loaded["idempotent"])
             if entry is None:
                 self.register(loaded["name"], loaded["version"], loaded["description"], builtin=True,
                               **{k: v for k, v in configuration.items() if k != "description"})

@@ -136,13 +136,16 @@ class Dispatcher:
         try:
             def mark_lost():
                 lost = []
-                running = app_root(connection).running_runs
+                root = app_root(connection)
+                running = root.running_runs
                 for run_id, run in list(running.items()):
                     if is_alive(run.owner) and run.owner != self.owner:
                         continue
                     del running[run_id]
                     run.finish("lost", reason="the service was interrupted while it ran")
-                    run.cluster.run_finished(run)
+                    cluster = run.cluster
+                    service = root.services.lookup(cluster.service, cluster.version)
+                    cluster.run_finished(run, rerun_lost=service is not None and service.idempotent)
                     lost.append(run)
                 return lost
             for run in retrying(manager, mark_lost):

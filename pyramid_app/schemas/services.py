@@ -1,6 +1,6 @@
 import colander
 
-from .common import Entity, JSONObject, Name, StrictMapping, StrictString
+from .common import Entity, JSONObject, Name, StrictBoolean, StrictMapping, StrictString
 
 VERSION_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z+_-]*(\.[0-9A-Za-z+_-]+)*$"
 
@@ -29,6 +29,9 @@ class ServiceCreate(StrictMapping):
     options = AnyObject(missing=None, description="Options specification: required, optional, advanced, "
                                                   "descriptions.")
     playbooks = Playbooks(missing=None, description="The playbook file for each step, from playbooks/.")
+    idempotent = colander.SchemaNode(StrictBoolean(), missing=False,
+                                     description="Its playbooks may run again over a run a crash interrupted: "
+                                                 "such a step then runs again by itself, once.")
 
 
 class TemplatePut(StrictMapping):
@@ -43,6 +46,7 @@ class ServiceVersion(Entity):
     playbooks = AnyObject()
     template = colander.SchemaNode(colander.String(), missing=None)
     builtin = colander.SchemaNode(colander.Boolean())
+    idempotent = colander.SchemaNode(colander.Boolean(), description="A step a crash interrupted runs again.")
     clusters = colander.SchemaNode(colander.Int(), description="How many clusters use this version.")
 
 

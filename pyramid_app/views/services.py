@@ -29,7 +29,8 @@ def register_service(request):
         check_playbooks(data["playbooks"], settings.get(request, "playbooks_dir"))
     entry = request.app_root.services.register(
         data["name"], data["version"], data["description"], options=data["options"], template=data["template"],
-        playbooks=data["playbooks"], server=_server(request), keyring=request.registry.keyring)
+        playbooks=data["playbooks"], server=_server(request), keyring=request.registry.keyring,
+        idempotent=data["idempotent"])
     return created(request, entry.as_json())
 
 

@@ -238,6 +238,18 @@ def test_restart_and_purge(api):
     assert_error(api.testapp.get(f"{JOBS}/{name}", headers=api.as_admin, status=404), 404)
 
 
+def test_a_restarted_job_shows_nothing_of_its_last_attempt_while_it_waits(api):
+    name = unique("failing")
+    submit(api, {"name": name, "cmd": "echo out; exit 3"})
+    job = finished(api, name)
+    assert (job["state"], job["exit_code"], job["fail_reason"]) == ("failed", 3, "exit code 3")
+    restarted = api.testapp.post(f"{JOBS}/{name}/restart", headers=api.as_admin).json
+    assert restarted["state"] == "queued" and restarted["attempts"] == 1
+    for field in ("exit_code", "fail_reason", "pid", "started_at", "ended_at", "walltime", "cputime", "peak_ram"):
+        assert restarted[field] is None, (field, restarted)
+    assert finished(api, name)["attempts"] == 2
+
+
 def test_restart_and_purge_need_a_finished_job(api):
     name = unique("busy")
     submit(api, {"name": name, "cmd": "sleep 30"})

@@ -1,6 +1,7 @@
 """A server killed with kill -9 in the middle of a cluster step, and started
-again: the step is failed with a reason, nothing of the old run is left
-running, and retry completes it."""
+again: nothing of the old run is left running; a service whose playbooks
+are idempotent (batch) runs the step again by itself, once; any other has
+the step failed with a reason, and retry completes it."""
 import os
 import signal
 import time
@@ -9,22 +10,38 @@ from tests.crashes import processes_naming, wait
 from tests.server import Server
 
 
-def test_kill_9_during_create_then_restart(tmp_path):
-    server = Server(tmp_path / "var", env={"PROVISIONER_ADMIN_PASSWORD": "admin-password"}).start()
-    try:
-        token = server.request("POST", "/v1/auth/token", {"username": "admin", "password": "admin-password"})[2]["token"]
-        server.request("POST", "/v1/projects", {"name": "demo"}, token)
-        status, _, created = server.request("POST", "/v1/projects/demo/clusters",
-                                            {"name": "interrupted", "service": "batch", "options": {"nodes": 3}},
-                                            token)
-        assert status == 201
-        url = "/v1/projects/demo/clusters/interrupted"
-        wait(server, url, token, lambda c: c["state"] == "starting" and (c["progress"] or {}).get("tasks_done", 0) >= 1)
-        run = server.request("GET", f"{url}/runs", token=token)[2]["items"][0]
-        run_dir = str(server.var_dir / "runs" / run["id"])
+def kill_9_during_create(server, token, service):
+    """Create a cluster of `service` and kill the server while its create
+    run is under way; the cluster's path and the run's directory."""
+    status, _, created = server.request("POST", "/v1/projects/demo/clusters",
+                                        {"name": "interrupted", "service": service, "options": {"nodes": 3}},
+                                        token)
+    assert status == 201
+    url = "/v1/projects/demo/clusters/interrupted"
+    wait(server, url, token, lambda c: c["state"] == "starting" and (c["progress"] or {}).get("tasks_done", 0) >= 1)
+    run = server.request("GET", f"{url}/runs", token=token)[2]["items"][0]
+    os.kill(server.process.pid, signal.SIGKILL)  # the server only, as a crash would
+    server.process.wait()
+    return url, str(server.var_dir / "runs" / run["id"])
 
-        os.kill(server.process.pid, signal.SIGKILL)  # the server only, as a crash would
-        server.process.wait()
+
+def start(tmp_path):
+    server = Server(tmp_path / "var", env={"PROVISIONER_ADMIN_PASSWORD": "admin-password"}).start()
+    token = server.request("POST", "/v1/auth/token", {"username": "admin", "password": "admin-password"})[2]["token"]
+    server.request("POST", "/v1/projects", {"name": "demo"}, token)
+    return server, token
+
+
+def test_kill_9_during_create_of_a_service_not_idempotent_then_retry(tmp_path):
+    server, token = start(tmp_path)
+    try:
+        batch = server.request("GET", "/v1/services/batch/1.0", token=token)[2]
+        assert batch["idempotent"] is True
+        assert server.request("POST", "/v1/services", {
+            "name": "once", "version": "1.0", "description": "batch, without saying its playbooks run again",
+            "options": batch["options"], "template": batch["template"], "playbooks": batch["playbooks"]},
+            token)[0] == 201
+        url, run_dir = kill_9_during_create(server, token, "once")
         server.start()
 
         cluster = server.request("GET", url, token=token)[2]
@@ -38,6 +55,22 @@ def test_kill_9_during_create_then_restart(tmp_path):
         cluster = wait(server, url, token, lambda c: c["state"] in ("active", "failed"))
         assert cluster["state"] == "active", cluster["state_reason"]
         assert [n["name"] for n in cluster["nodes"]] == ["node-1", "node-2", "node-3"]
+    finally:
+        server.stop()
+
+
+def test_kill_9_during_create_runs_the_step_again_by_itself(tmp_path):
+    server, token = start(tmp_path)
+    try:
+        url, run_dir = kill_9_during_create(server, token, "batch")
+        server.start()
+
+        cluster = wait(server, url, token, lambda c: c["state"] in ("active", "failed"))
+        assert cluster["state"] == "active", cluster["state_reason"]
+        assert [n["name"] for n in cluster["nodes"]] == ["node-1", "node-2", "node-3"]
+        runs = server.request("GET", f"{url}/runs", token=token)[2]["items"]
+        assert [r["status"] for r in runs] == ["lost", "successful"]
+        assert processes_naming(run_dir) == []
     finally:
         server.stop()
 

@@ -114,28 +114,39 @@ all:
           provisioner_node_memory: 2G
 """
 # An admin's service that lets its users choose too much: a key file path,
-# a node directory, local or ssh. The service must refuse what its users
-# choose that way.
+# the node directory and machine, local or ssh, the connection variables on
+# the host or on its group. The service must refuse what its users choose
+# that way.
 BYO_OPTIONS = {"optional": {"key_file": "", "key": {"type": "credential", "default": ""},
-                            "node_dir": "/var/tmp/provisioner/byo", "local": False}}
-BYO_TEMPLATE = """\
+                            "node_dir": "/var/tmp/provisioner/byo", "host": "127.0.0.1", "local": False,
+                            "group": False}}
+BYO_ACCESS = """\
+{%- if options.local %}
+INDENTansible_connection: local
+{%- endif %}
+{%- if options.key_file %}
+INDENTansible_ssh_private_key_file: {{ options.key_file }}
+{%- elif options.key %}
+INDENTansible_ssh_private_key_file: {{ options.key }}
+{%- endif %}"""
+BYO_TEMPLATE = f"""\
 all:
   children:
     nodes:
+{{%- if options.group %}}
+      vars:
+{BYO_ACCESS.replace("INDENT", " " * 8)}
+{{%- endif %}}
       hosts:
         node-1:
-{%- if options.local %}
-          ansible_connection: local
-{%- else %}
-          ansible_host: 127.0.0.1
+{{%- if not options.group %}}
+{BYO_ACCESS.replace("INDENT", " " * 10)}
+{{%- endif %}}
+{{%- if not options.local %}}
+          ansible_host: {{{{ options.host }}}}
           ansible_port: 9
-{%- endif %}
-{%- if options.key_file %}
-          ansible_ssh_private_key_file: {{ options.key_file }}
-{%- elif options.key %}
-          ansible_ssh_private_key_file: {{ options.key }}
-{%- endif %}
-          provisioner_node_dir: {{ options.node_dir }}
+{{%- endif %}}
+          provisioner_node_dir: {{{{ options.node_dir }}}}
           provisioner_node_cpus: 1
           provisioner_node_memory: 1G
 """
@@ -206,9 +217,17 @@ class World(SimpleNamespace):
     def protected(self):
         """Files of bob's and of the service's that alice must not change,
         and the jobs' own control files outside their work dir."""
-        bob = [path for path in files_under(self.bob_node, self.upload_dir(self.pb_id))]
+        bob = [path for path in files_under(self.bob_node, self.upload_dir(self.pb_id))
+               if path.name != "provisioner-job"]
         return [self.var_dir / "secret.key", self.var_dir / "initial-admin-password",
-                self.alice_node / "node.json", self.alice_node / "bin" / "provisioner-job", *bob]
+                self.alice_node / "node.json", *bob]
+
+    def assert_wrappers_intact(self):
+        """The job wrappers on both nodes are still the service's (their
+        content follows the repository's, which others may be editing)."""
+        for node in (self.alice_node, self.bob_node):
+            text = (node / "bin" / "provisioner-job").read_text()
+            assert text.startswith("#!/usr/bin/env python3") and MARKS.planted not in text, node
 
     def upload_dir(self, project_id):
         return self.var_dir / "project-uploads" / project_id
@@ -574,6 +593,7 @@ def test_a_job_writes_nothing_outside_its_work_dir(attacks):
     assert not any(path.exists() for path in (Path("/etc") / MARKS.planted, Path("/usr") / MARKS.planted,
                                               world.var_dir / MARKS.planted))
     assert snapshot(world.before) == world.before
+    world.assert_wrappers_intact()
     assert MARKS.planted.encode() not in (world.var_dir / "Data.fs").read_bytes()
     status = json.loads((job_dir / "status.json").read_text())
     assert status["fail_reason"] is None and status["exit_code"] == 0 and status["id"] == job["id"], status
@@ -694,19 +714,16 @@ def detail_names(error):
     return [d["name"] for d in error["details"]]
 
 
-def test_options_cannot_name_bobs_places_or_keys_or_a_key_file_of_the_server(attacks):
-    """Alice asks for clusters with a `workdir` (bob's node dir), with
-    ssh_credential naming bob's credential (POST, PUT and a PATCH of her
-    active cluster), an ssh cluster with no credential (the server's own
-    identity), and, through an admin's service that routes options into the
-    inventory: a key file of the server's, a string spelled like a
-    credential reference, a local node in bob's node dir, an ssh node
-    directory in or above bob's ssh cluster's on the same machine. Each is
-    refused naming the problem; nothing is stored, bob's credential names
-    none of her clusters."""
+def test_batch_options_cannot_name_bobs_directory_or_credential_or_the_servers_identity(attacks):
+    """Alice asks for batch clusters with a `workdir` (bob's node dir), with
+    ssh_credential naming bob's credential (POST, declarative PUT, and a
+    PATCH of her active cluster), and an ssh cluster with no credential at
+    all (it would log in with the server's own agent and keys). Each is a
+    400 naming the option; nothing is stored or changed, and bob's
+    credential names none of her clusters."""
     world = attacks
-    bob_dir = str(world.bob_node)
-    error = refused_cluster(world, {"name": "x1", "service": "batch", "options": {"workdir": bob_dir}}, 400)
+    error = refused_cluster(world, {"name": "x1", "service": "batch", "options": {"workdir": str(world.bob_node)}},
+                            400)
     assert "options.workdir" in detail_names(error), error
     ssh = {"provider": "ssh", "nodes": 1, "hosts": [UNREACHABLE]}
     error = refused_cluster(world, {"name": "x2", "service": "batch",
@@ -723,33 +740,93 @@ def test_options_cannot_name_bobs_places_or_keys_or_a_key_file_of_the_server(att
     assert detail_names(assert_error(patch, 400)) == ["options.ssh_credential"]
     ca = world.get(f"{PA}/clusters/ca", world.alice).json
     assert ca["state"] == "active" and ca["options"]["ssh_credential"] == "" and ca["step"] == "create", ca
+    assert world.get(f"{PB}/credentials/bobkey", world.bob).json["clusters"] == ["remote"]
 
-    # an admin's service that lets its users choose the key file and the node directory
-    for key_file in ("/root/.ssh/id_ed25519", str(Path.home() / ".ssh" / "id_rsa"), str(world.var_dir / "secret.key"),
-                     "{{ provisioner_credentials['key'] }}", "~/.ssh/id_ed25519"):
-        error = refused_cluster(world, {"name": "x5", "service": "byo", "options": {"key_file": key_file}}, 400)
-        assert "key file" in error["message"], error
-    for node_dir in (bob_dir, str(world.var_dir / "nodes" / world.ca["id"] / ".." / world.vault["id"] / "node-1"),
-                     str(world.var_dir), "/etc"):
-        error = refused_cluster(world, {"name": "x6", "service": "byo", "options": {
-            "local": True, "node_dir": node_dir}}, 400)
-        assert "local nodes live in the cluster's own directory" in error["message"], error
+
+def test_an_admins_service_cannot_lend_a_key_file_or_bobs_directories(attacks):
+    """Through the admin's `byo` service, which routes its options into the
+    inventory, alice names: key files of the server (on the host or in the
+    group's vars); a local node in bob's node dir, in the var_dir or /etc
+    (host or group vars); an ssh node directory in, under or above the one
+    bob's ssh cluster uses on the same machine (also spelled with `..`
+    through a name that is not a plain word). 400 or 409 WorkdirTaken,
+    nothing stored."""
+    world = attacks
+    for group in (False, True):
+        for key_file in ("/root/.ssh/id_ed25519", str(Path.home() / ".ssh" / "id_rsa"),
+                         str(world.var_dir / "secret.key"), "~/.ssh/id_ed25519", "id_ed25519"):
+            error = refused_cluster(world, {"name": "x5", "service": "byo", "options": {
+                "key_file": key_file, "group": group}}, 400)
+            assert "key file on the server" in error["message"], (key_file, group, error)
+        for node_dir in (str(world.bob_node),
+                         str(world.var_dir / "nodes" / world.ca["id"] / ".." / world.vault["id"] / "node-1"),
+                         str(world.var_dir), "/etc"):
+            error = refused_cluster(world, {"name": "x6", "service": "byo", "options": {
+                "local": True, "group": group, "node_dir": node_dir}}, 400)
+            assert "local nodes live in the cluster's own directory" in error["message"], (node_dir, group, error)
     remote = world.get(f"{PB}/clusters/remote/inventory?format=json", world.bob).json
     bob_remote_dir = remote["_meta"]["hostvars"]["node-1"]["provisioner_node_dir"]
-    for node_dir in (bob_remote_dir, str(Path(bob_remote_dir).parent), "/var/tmp/provisioner", bob_remote_dir + "/x"):
+    for node_dir in (bob_remote_dir, str(Path(bob_remote_dir).parent), "/var/tmp/provisioner", bob_remote_dir + "/x",
+                     "/var/tmp/provisioner/not plain/..", bob_remote_dir + "/./"):
         error = refused_cluster(world, {"name": "x7", "service": "byo", "options": {
             "key": "alicekey", "node_dir": node_dir}}, 409)
-        assert error["error"] == "WorkdirTaken", error
+        assert error["error"] == "WorkdirTaken", (node_dir, error)
     assert world.get(f"{PB}/credentials/bobkey", world.bob).json["clusters"] == ["remote"]
     assert world.get(f"{PA}/credentials/alicekey", world.alice).json["clusters"] == []
+
+
+@pytest.mark.xfail(strict=True, reason="the key-file check takes any string spelled like a credential reference: "
+                                       "a string option's !unsafe value passes is_credential_reference (201)")
+def test_a_string_option_spelled_like_a_credential_reference_is_not_one(attacks):
+    """A string option (not a credential one) whose value is the text of a
+    credential reference is a path the user chose: refused like any key
+    file of the server."""
+    world = attacks
+    error = refused_cluster(world, {"name": "x8", "service": "byo", "options": {
+        "key_file": "{{ provisioner_credentials['key'] }}", "key": "alicekey"}}, 400)
+    assert "key file on the server" in error["message"], error
+
+
+def test_a_reference_spelled_by_a_user_is_never_evaluated(attacks):
+    """Whatever the check says about it, a key-file value a user spelled
+    like a credential reference around a lookup is never templated by
+    Ansible on the server: its runs do not run the lookup."""
+    world = attacks
+    planted = world.root / MARKS.planted
+    value = f"{{{{ provisioner_credentials[lookup('pipe', 'touch {planted}') or 'key'] }}}}"
+    response = world.testapp.post_json(f"{PA}/clusters", {"name": "x9", "service": "byo", "options": {
+        "key_file": value, "key": "alicekey", "node_dir": "/var/tmp/provisioner/x9-" + MARKS.planted}},
+        headers=world.alice, status=[201, 400])
+    if response.status_int == 201:
+        cluster = wait_for(world.testapp, f"{PA}/clusters/x9", world.alice, in_state("active", "failed"),
+                           timeout=120)[0]
+        assert cluster["state"] == "failed", cluster  # port 9 is closed
+        world.testapp.delete(f"{PA}/clusters/x9?purge=true", headers=world.alice, status=204)
+    assert not planted.exists(), "a user's string was templated on the server"
+
+
+@pytest.mark.xfail(strict=True, reason="machines are compared by how the inventory spells them: localhost and "
+                                       "127.0.0.1 are two machines to check_places_free")
+def test_the_same_machine_spelled_otherwise_is_still_bobs(attacks):
+    """Bob's ssh cluster uses a directory on 127.0.0.1:9; alice names the
+    same directory on localhost:9, the same machine."""
+    world = attacks
+    remote = world.get(f"{PB}/clusters/remote/inventory?format=json", world.bob).json
+    node_dir = remote["_meta"]["hostvars"]["node-1"]["provisioner_node_dir"]
+    error = refused_cluster(world, {"name": "x10", "service": "byo", "options": {
+        "key": "alicekey", "host": "localhost", "node_dir": node_dir}}, 409)
+    assert error["error"] == "WorkdirTaken", error
 
 
 def test_a_stored_inventory_naming_a_key_file_of_the_server_is_refused_at_run_time(attacks):
     """As if alice's cluster had been stored before the service checked
     (or its inventory were changed under it): its inventory names the
-    server's key file. The launch run of her next job is refused before
-    Ansible starts, the job fails, and no run of hers used the key."""
+    server's key file. The launch run of her next job and the sweeps are
+    refused before Ansible starts; once the inventory is hers again the
+    job fails as never launched."""
     world = attacks
+    runs_url = f"{PA}/clusters/ca/runs?limit=1000"
+    known = {run["name"] for run in world.get(runs_url, world.alice).json["items"]}
     with database(world.app.registry).transaction() as connection:
         cluster = app_root(connection).projects["pa"].clusters["ca"]
         original = cluster.inventory
@@ -760,16 +837,18 @@ def test_a_stored_inventory_naming_a_key_file_of_the_server_is_refused_at_run_ti
     try:
         world.testapp.post_json(ALICE_JOBS, {"name": "borrowed", "cmd": "true", "cpus": 0, "memory": "256M"},
                                 headers=world.alice, status=201)
-        job = world.job(ALICE_JOBS, "borrowed", world.alice)
+        runs = wait_for(world.testapp, runs_url, world.alice, lambda body: any(
+            run["name"] not in known and run["step"] == "launch" and run["status"] not in ("queued", "running")
+            for run in body["items"]), timeout=60)[0]["items"]
     finally:
         with database(world.app.registry).transaction() as connection:
             app_root(connection).projects["pa"].clusters["ca"].inventory = original
-    assert job["state"] == "failed" and job["attempts"] == 1, job
-    assert "key file on the server" in job["fail_reason"], job["fail_reason"]
-    launch = [run for run in world.get(f"{PA}/clusters/ca/runs?limit=1000", world.alice).json["items"]
-              if run["step"] == "launch"][-1]
+    launch = [run for run in runs if run["name"] not in known and run["step"] == "launch"][0]
     assert launch["status"] == "failed" and "key file on the server" in launch["status_reason"], launch
     assert launch["events"] == 0, launch  # Ansible never started
+    job = world.job(ALICE_JOBS, "borrowed", world.alice)
+    assert job["state"] == "failed" and job["attempts"] == 1 and job["started_at"] is None, job
+    assert "could not be launched" in job["fail_reason"] and "key file on the server" in job["fail_reason"], job
 
 
 # ---------------------------------------------------------------- uploads
@@ -948,7 +1027,8 @@ def test_after_alices_teardown_no_file_under_the_var_dir_holds_a_secret(attacks)
     allowed = {  # a text -> the files that may hold it
         world.admin_password: {world.var_dir / "initial-admin-password"},
         world.secret_key_text: {world.var_dir / "secret.key"},
-        MARKS.bob_upload: {world.upload_dir(world.pb_id) / BOB_UPLOAD},
+        # bob's upload, as his job printed it: its output is in the database
+        MARKS.bob_upload: {world.upload_dir(world.pb_id) / BOB_UPLOAD, world.var_dir / "Data.fs"},
     }
     plain = [MARKS.bob_secret, MARKS.service_default, MARKS.bob_passphrase, MARKS.aws, world.callback_key.hex(),
              *PASSWORDS.values(), *world.bob_key_texts, *world.alice_key_texts, *allowed]

@@ -643,6 +643,7 @@ def test_load_service_dir(tmp_path):
             "descriptions": {"nodes": "How many nodes"},
         },
         "playbooks": {"create": "cluster_create.yml", "teardown": "cluster_teardown.yml"},
+        "idempotent": False,
         "template": "all: {}\n",
     }
 
