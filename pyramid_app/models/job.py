@@ -252,10 +252,13 @@ class JobTable(Folder):
 
     # -- results ------------------------------------------------------------------
 
-    def started(self, job, pid=None):
-        if job.state == "launching":
+    def started(self, job, pid=None, started_at=None):
+        """The attempt runs (a launch run ended, or its node said so, with
+        its pid when it knows it)."""
+        if pid is not None:
             job.pid = pid
-            job.started_at = job.started_at or utcnow()
+        if job.state == "launching":
+            job.started_at = job.started_at or started_at or utcnow()
             self.move(job, "running")
 
     def finish(self, job, state, **result):
@@ -303,7 +306,7 @@ class JobTable(Folder):
             return False
         state = report.get("state")
         if state == "running":
-            self.started(job, report.get("pid"))
+            self.started(job, report.get("pid"), from_epoch(report.get("started_at")))
         elif state == "finished":
             self.started(job, report.get("pid"))
             exit_code, signal = report.get("exit_code"), report.get("signal")

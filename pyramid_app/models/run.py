@@ -36,7 +36,8 @@ class QueueSignal:
         return woken
 
 
-QUEUE_SIGNAL = QueueSignal()
+QUEUE_SIGNAL = QueueSignal()  # a run was queued: the runner threads look
+SCHEDULE_SIGNAL = QueueSignal()  # jobs want placing, reports applying: the scheduler thread looks
 
 
 class ScheduleRequests:
@@ -53,7 +54,7 @@ class ScheduleRequests:
     def add(self, oid):
         with self._lock:
             self._oids.add(oid)
-        QUEUE_SIGNAL.notify()
+        SCHEDULE_SIGNAL.notify()
 
     def take(self):
         with self._lock:

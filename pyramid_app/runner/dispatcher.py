@@ -16,7 +16,7 @@ import ansible_runner
 import transaction
 from ZODB.POSException import POSKeyError
 
-from ..models.run import QUEUE_SIGNAL, SCHEDULE_REQUESTS
+from ..models.run import QUEUE_SIGNAL, SCHEDULE_REQUESTS, SCHEDULE_SIGNAL
 from ..models.cluster import KEY_FILE_VARIABLES, is_credential_reference, local_nodes
 from ..rendering import CREDENTIALS_VARIABLE, SECRETS_VARIABLE, effective_hostvars, parse_inventory
 from ..resources import app_root
@@ -92,7 +92,6 @@ class Dispatcher:
         self.callback_url = callback_url  # learned from requests when not configured
         self.sweep_seconds = sweep_seconds
         self._next_sweep = 0.0
-        self._scheduling = threading.Lock()
         self.var_dir = Path(var_dir)
         self.playbooks_dir = Path(playbooks_dir)
         self.slots = slots
@@ -115,14 +114,18 @@ class Dispatcher:
     def start(self):
         self.recover()
         self._schedule_everything()
-        for number in range(self.slots):
-            thread = threading.Thread(target=self._work, name=f"runner-{number}", daemon=True)
+        # Placing jobs and applying their reports has a thread of its own: a
+        # report must not wait for a runner slot that a long run holds.
+        workers = [(f"runner-{number}", self._work) for number in range(self.slots)]
+        for name, target in workers + [("scheduler", self._schedule_loop)]:
+            thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self.threads.append(thread)
 
     def stop(self, timeout=10):
         self.stopping.set()
         QUEUE_SIGNAL.notify()
+        SCHEDULE_SIGNAL.notify()
         for thread in self.threads:
             thread.join(timeout)
 
@@ -178,7 +181,6 @@ class Dispatcher:
         try:
             while not self.stopping.is_set():
                 try:
-                    self._place_jobs(manager, connection)
                     run = retrying(manager, lambda: self._claim(connection))
                 except Exception:
                     log.exception("claiming a run failed")
@@ -200,23 +202,31 @@ class Dispatcher:
         finally:
             connection.close()
 
-    def _place_jobs(self, manager, connection):
-        """One thread at a time: schedule the clusters that asked for it and,
-        every sweep_seconds, queue a status sweep where jobs are out."""
-        if not self._scheduling.acquire(blocking=False):
-            return
+    def _schedule_loop(self):
+        manager = transaction.TransactionManager()
+        connection = self.db.open(transaction_manager=manager)
         try:
-            for oid in SCHEDULE_REQUESTS.take():
-                # One transaction per cluster: one that fails holds up no other.
+            while not self.stopping.is_set():
                 try:
-                    retrying(manager, lambda: self._schedule(connection, oid), attempts=FINISH_ATTEMPTS)
+                    self._place_jobs(manager, connection)
                 except Exception:
-                    log.exception("scheduling the jobs of cluster %r failed", oid)
-            if time.monotonic() >= self._next_sweep:
-                self._next_sweep = time.monotonic() + self.sweep_seconds
-                retrying(manager, lambda: self._sweep(app_root(connection)))
+                    log.exception("placing jobs failed")
+                SCHEDULE_SIGNAL.wait(min(POLL_SECONDS, max(0.0, self._next_sweep - time.monotonic())))
         finally:
-            self._scheduling.release()
+            connection.close()
+
+    def _place_jobs(self, manager, connection):
+        """Schedule the clusters that asked for it and, every sweep_seconds,
+        queue a status sweep where jobs are out."""
+        for oid in SCHEDULE_REQUESTS.take():
+            # One transaction per cluster: one that fails holds up no other.
+            try:
+                retrying(manager, lambda: self._schedule(connection, oid), attempts=FINISH_ATTEMPTS)
+            except Exception:
+                log.exception("scheduling the jobs of cluster %r failed", oid)
+        if time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + self.sweep_seconds
+            retrying(manager, lambda: self._sweep(app_root(connection)))
 
     @staticmethod
     def _schedule(connection, oid):

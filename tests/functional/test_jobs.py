@@ -238,6 +238,22 @@ def test_restart_and_purge(api):
     assert_error(api.testapp.get(f"{JOBS}/{name}", headers=api.as_admin, status=404), 404)
 
 
+def test_a_running_job_shows_its_pid(api):
+    """The wrapper says the job runs, with its pid, as soon as it started."""
+    name = unique("shows-pid")
+    submit(api, {"name": name, "cmd": "sleep 3"})
+    deadline = time.monotonic() + 60
+    while True:
+        job = api.testapp.get(f"{JOBS}/{name}", headers=api.as_admin).json
+        if job["state"] == "running" and job["pid"] is not None:
+            break
+        assert job["state"] in ("queued", "launching", "running") and time.monotonic() < deadline, job
+        time.sleep(0.05)
+    assert isinstance(job["pid"], int) and job["started_at"] is not None
+    done = finished(api, name)
+    assert done["state"] == "succeeded" and done["pid"] == job["pid"]
+
+
 def test_a_restarted_job_shows_nothing_of_its_last_attempt_while_it_waits(api):
     name = unique("failing")
     submit(api, {"name": name, "cmd": "echo out; exit 3"})

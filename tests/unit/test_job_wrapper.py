@@ -583,7 +583,10 @@ def test_the_result_is_posted_to_the_callback_url(jobs_root, receiver):
     spec, job = run_one(jobs_root, "echo to the service; echo oops >&2; exit 5",
                         callback_url=url, callback_secret="s3cret-value")
 
-    (path, content_type, body), = wait_for_calls(receiver, 1)
+    running, (path, content_type, body) = wait_for_calls(receiver, 2)
+    # first the notice that it runs, with its pid (tried once, no output)
+    assert running[2]["state"] == "running" and running[2]["pid"] == job["pid"] and running[0] == path
+    assert running[2]["secret"] == "s3cret-value" and "stdout_tail" not in running[2]
     assert path == "/v1/callback/abc"
     assert content_type == "application/json"
     assert body["job"] == spec["id"] and body["attempt"] == 1
