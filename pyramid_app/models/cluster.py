@@ -6,6 +6,7 @@ one or more Runs queued with the change that asked for it:
     any -> deleting -> deleted;  failed from any step, with state_reason
 """
 import hashlib
+import ipaddress
 import posixpath
 from typing import NamedTuple
 
@@ -14,7 +15,7 @@ import colander
 from ..catalog import (credential_names, effective_options, mask_secrets, secret_names, secret_values,
                        size_to_bytes, template_options)
 from ..errors import Conflict, ValidationFailed, detail
-from ..rendering import (CREDENTIALS_VARIABLE, TemplateError, effective_hostvars, inventory_nodes,
+from ..rendering import (CREDENTIALS_VARIABLE, TemplateError, Unsafe, effective_hostvars, inventory_nodes,
                          parse_inventory, render_inventory)
 from ..sealing import open_values, seal_values
 from ..resources import Folder
@@ -69,18 +70,36 @@ def check_identity_and_places(inventory, *, cluster_id, server, requester):
                        "then only admins can create local clusters.", code="SandboxUnavailable")
 
 
+THIS_HOST = "this host"
+
+
+def machine_of(variables, host):
+    """The machine a node's files are on, as one name for every spelling:
+    local nodes and every loopback name or address are this host; an
+    address in its normal form; a host name in lower case. The port is left
+    out: two sshd on one machine share its file system."""
+    if variables.get("ansible_connection") == "local":
+        return THIS_HOST
+    name = str(variables.get("ansible_host", host)).strip().lower().rstrip(".").strip("[]")
+    if name == "localhost" or name.endswith(".localhost"):
+        return THIS_HOST
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return name
+    if address.is_loopback or address.is_unspecified:
+        return THIS_HOST
+    return str(getattr(address, "ipv4_mapped", None) or address)
+
+
 def node_places(inventory):
-    """Where each node's directory is: [(machine, directory)], the machine
-    being "local" for local nodes, else "address:port"."""
+    """Where each node's directory is: [(machine, directory)]."""
     hostvars = effective_hostvars(parse_inventory(inventory))
     places = []
     for host, variables in sorted(hostvars.items()):
         directory = variables.get("provisioner_node_dir")
-        if not directory:
-            continue
-        machine = "local" if variables.get("ansible_connection") == "local" else \
-            f"{variables.get('ansible_host', host)}:{variables.get('ansible_port', 22)}"
-        places.append((machine, posixpath.normpath(str(directory))))
+        if directory:
+            places.append((machine_of(variables, host), posixpath.normpath(str(directory))))
     return places
 
 
@@ -104,7 +123,9 @@ def check_places_free(root, cluster, places):
 
 
 def is_credential_reference(value):
-    return isinstance(value, str) and value.startswith(f"{{{{ {CREDENTIALS_VARIABLE}[") and value.endswith("] }}")
+    """The reference a credential option renders as; a user's string that
+    spells it is rendered !unsafe (an Unsafe), and is not one."""
+    return isinstance(value, str) and not isinstance(value, Unsafe) and value.startswith(f"{{{{ {CREDENTIALS_VARIABLE}[") and value.endswith("] }}")
 
 
 def credential_users(spec, options, credentials, project):

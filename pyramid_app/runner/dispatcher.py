@@ -61,8 +61,11 @@ class RunRefused(Exception):
 
 def forget_secrets(directory):
     """What a run's end (or, after a crash, recovery) removes: the extra
-    vars (secret values, job callback secrets) and the credential files."""
+    vars (secret values, job callback secrets), the credential files, and
+    ansible-runner's record of the command, which holds the whole
+    environment the server was started with."""
     (directory / "env" / "extravars").unlink(missing_ok=True)
+    (directory / "artifacts" / "run" / "command").unlink(missing_ok=True)
     shutil.rmtree(directory / CREDENTIALS_DIR, ignore_errors=True)
 
 
