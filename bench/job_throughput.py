@@ -1,31 +1,50 @@
-"""Job throughput: 1000 trivial jobs ('true') in one POST on a 4-node local
-cluster, until all have succeeded. Baselines in the same run: one
-ansible-playbook run of job_launch.yml per job (timed on a few jobs), and the
-same node wrapper run straight from a shell loop (the floor).
-Goals: >= 30 jobs/s and >= 30 times the one-playbook-per-job rate."""
+"""Job throughput: BENCH_THROUGHPUT_JOBS (1000) trivial jobs ('true', 1 cpu
+each, the default) in one POST on a 4-node local cluster at the batch
+service's defaults (2 cpus and 4G per node: 8 jobs at a time), until all
+have succeeded or BENCH_THROUGHPUT_SECONDS (300) have passed; at the cap the
+rate is that of the jobs that succeeded so far ("N of 1000 in 300 s"), the
+rest are cancelled and a capped round is not repeated. Baselines in the same
+run: one ansible-playbook run of job_launch.yml per job (timed on a few
+jobs), and the same node wrapper run straight from a shell loop (the floor).
+Goals: >= 100 jobs/s and >= 100 times the one-playbook-per-job rate."""
 import json
+import os
 import statistics
 import subprocess
 import time
 
 from bench.service import ANSIBLE_ENV, BIN, REPOSITORY, Service, figure, summary
 
-JOBS = 1000
-REPEATS = 3
+JOBS = int(os.environ.get("BENCH_THROUGHPUT_JOBS", "1000"))
+SECONDS = float(os.environ.get("BENCH_THROUGHPUT_SECONDS", "300"))
+REPEATS = 3  # rounds that finish; a capped round is the only one
 PLAYBOOK_JOBS = 5
 FLOOR_JOBS = 200
-# Local nodes are sandboxes: their cpus are a budget, set large enough that
-# the scheduler's limit is not what is measured.
-OPTIONS = {"nodes": 4, "cpus_per_node": 256, "memory_per_node": "1T"}
+# The batch service's defaults, as a new user gets them: 2 cpus and 4G per
+# node; jobs keep their default 1 cpu and 1G.
+OPTIONS = {"nodes": 4}
+CLUSTER = "4 local nodes, batch defaults (2 cpus, 4G each), 1 cpu per job"
 
 
 def service_rate(service, cluster, run):
+    """(jobs/s, succeeded, seconds, jobs cancelled at the cap or None) of one round."""
     group = f"round-{run}"
     start = time.monotonic()
     service.call("POST", f"{cluster}/jobs?rep_grp={group}", [{"cmd": "true"} for _ in range(JOBS)])
-    service.wait(f"{cluster}/jobs?rep_grp={group}&state=succeeded&limit=1", lambda l: l["count"] == JOBS,
-                 poll=0.05)
-    return JOBS / (time.monotonic() - start)
+    deadline, checked = start + SECONDS, start
+    while True:
+        succeeded = service.count(cluster, group, "succeeded")
+        now = time.monotonic()
+        if succeeded == JOBS:
+            break
+        if now >= deadline:
+            return succeeded / (now - start), succeeded, now - start, service.cancel(cluster, group)
+        if now - checked >= 1:  # some failed: all finished, short of JOBS
+            checked = now
+            if not service.unfinished(cluster, group):
+                break
+        time.sleep(0.05)
+    return succeeded / (now - start), succeeded, now - start, None
 
 
 def spec(directory, number):
@@ -63,18 +82,26 @@ def shell_loop_floor(service):
 
 
 def main():
+    rounds = []
     with Service() as service:
         cluster = service.cluster("throughput", OPTIONS)
-        rates = [service_rate(service, cluster, run) for run in range(REPEATS)]
+        for run in range(REPEATS):
+            rounds.append(service_rate(service, cluster, run))
+            if rounds[-1][3] is not None:
+                break
         per_playbook = one_playbook_per_job(service, cluster)
         floor = shell_loop_floor(service)
+    rates = [rate for rate, *_ in rounds]
     rate = statistics.median(rates)
     playbook_rate = 1 / statistics.median(per_playbook)
     ratio = rate / playbook_rate
-    figure(f"job throughput ({JOBS} x 'true', 4 local nodes)", f"service {summary(rates, 'jobs/s')}",
+    done = ", ".join(f"{succeeded} of {JOBS} in {seconds:.0f} s"
+                     + ("" if cancelled is None else f" (cap; {cancelled} cancelled)")
+                     for _, succeeded, seconds, cancelled in rounds)
+    figure(f"job throughput ({JOBS} x 'true', {CLUSTER})", f"service {summary(rates, 'jobs/s')}: {done}",
            f"one playbook per job {playbook_rate:.3g} jobs/s ({summary(per_playbook)} each); "
-           f"wrapper from a shell loop (floor) {floor:.3g} jobs/s", ratio, ">= 30 jobs/s and >= 30x",
-           rate >= 30 and ratio >= 30)
+           f"wrapper from a shell loop (floor) {floor:.3g} jobs/s", ratio, ">= 100 jobs/s and >= 100x",
+           rate >= 100 and ratio >= 100)
 
 
 if __name__ == "__main__":

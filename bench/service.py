@@ -15,6 +15,7 @@ from tests.server import REPOSITORY, Server
 
 ADMIN_PASSWORD = "benchmark-admin-password"
 BIN = Path(sys.executable).parent
+UNFINISHED = ("dependent", "queued", "launching", "running")
 ANSIBLE_ENV = dict(os.environ, ANSIBLE_CONFIG=str(REPOSITORY / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                    PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
 
@@ -52,6 +53,23 @@ class Service:
                 return body
             time.sleep(poll)
         raise RuntimeError(f"gave up waiting on {path}")
+
+    def count(self, cluster, group, state):
+        """How many of rep group `group`'s jobs are in `state`."""
+        return self.call("GET", f"{cluster}/jobs?rep_grp={group}&state={state}&limit=1")["count"]
+
+    def unfinished(self, cluster, group):
+        return sum(self.count(cluster, group, state) for state in UNFINISHED)
+
+    def cancel(self, cluster, group, timeout=120):
+        """Cancel what is left of `group` and wait until none of it is on a
+        node any more (so that what is measured next has the machine); the
+        number of jobs cancelled."""
+        cancelled = self.call("DELETE", f"{cluster}/jobs?rep_grp={group}")["count"]
+        deadline = time.monotonic() + timeout
+        while self.unfinished(cluster, group) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return cancelled
 
     def cluster(self, name, options):
         path = f"/v1/projects/bench/clusters/{name}"

@@ -16,7 +16,8 @@ from persistent.list import PersistentList
 from .models.cluster import Clusters
 from .models.project import Projects
 from .models.run import RunQueue
-from .models.cluster import node_places
+from .models.cluster import node_places, node_resources
+from .rendering import parse_inventory
 from .models.credential import Credentials
 from .models.warning import Warnings
 from .models.service import Services
@@ -101,10 +102,16 @@ def step_8_tenancy(root, evolution):
             if secret:
                 evolution.pack = True
             cluster.options_spec = seal_secret_defaults(cluster.options_spec, keyring)
-            cluster.options = seal_values(keyring, secret, cluster.options)
             gone = (SERVER_KEY_FILE_OPTION, WORKDIR_OPTION) if cluster.service == "batch" else ()
+            cluster.options = seal_values(keyring, secret, {
+                name: value for name, value in cluster.options.items() if name not in gone})
             cluster.given_options = seal_values(keyring, secret, {
                 name: value for name, value in cluster.given_options.items() if name not in gone})
+            if cluster.node_resources:  # which nodes are on this host, for their jobs' output
+                cluster.node_resources = node_resources(parse_inventory(cluster.inventory))
+    # ansible-runner's record of each run's command holds the server's environment
+    for command in (Path(evolution.var_dir) / "runs").glob("*/artifacts/*/command"):
+        command.unlink(missing_ok=True)
 
 
 def step_8_cluster_warnings(cluster):

@@ -2,6 +2,7 @@
 `secret` option values, callback keys) sealed again under a new key, and a
 new callback key that signs from now on while the previous one still
 verifies the jobs launched before."""
+from .catalog import OPTION_SECTIONS
 from .models.credential import Credential
 from .sealing import KeyRing, Sealed, format_keys, new_key, write_key_file
 from .security import CALLBACK_KEYS_KEPT, callback_keys, new_callback_key
@@ -18,11 +19,20 @@ def reseal_everything(root, old, new):
             return new.seal(old.open(value))
         return value
 
+    def spec_again(spec):
+        return {section: {name: dict(option, default=again(option["default"])) if "default" in option else option
+                          for name, option in entries.items()} if section in OPTION_SECTIONS else entries
+                for section, entries in spec.items()}
+
+    for service in root.services.values():
+        for entry in service.values():
+            entry.options = spec_again(entry.options)
     for project in root.projects.values():
         for credential in project.credentials.values():
             if isinstance(credential, Credential) and credential.sealed_key is not None:
                 credential.sealed_key = again(credential.sealed_key)
         for cluster in project.clusters.values():
+            cluster.options_spec = spec_again(cluster.options_spec)
             cluster.options = {name: again(value) for name, value in cluster.options.items()}
             cluster.given_options = {name: again(value) for name, value in cluster.given_options.items()}
     keys = [new_callback_key()] + callback_keys(root, old)[:CALLBACK_KEYS_KEPT - 1]

@@ -49,13 +49,11 @@ def check_identity_and_places(inventory, *, cluster_id, server, requester):
     for anyone but an admin."""
     hostvars = effective_hostvars(parse_inventory(inventory))
     for host, variables in sorted(hostvars.items()):
-        for name in KEY_FILE_VARIABLES:
-            value = variables.get(name)
-            if value and not is_credential_reference(value) and not requester.lend_identity:
-                raise ValidationFailed(
-                    f"Node {host} would log in with {value!r}, a key file on the server; clusters log in "
-                    "with their project's credentials only (an option of type credential).",
-                    [detail("body", "options", f"{host}: {name} must come from a credential option")])
+        problem = None if requester.lend_identity else identity_problem(variables)
+        if problem:
+            raise ValidationFailed(f"Node {host} {problem}; clusters log in with their project's credentials "
+                                   "only (an option of type credential).",
+                                   [detail("body", "options", f"{host}: {problem}")])
     local = local_nodes(hostvars)
     own = posixpath.join(server.get("var_dir", ""), "nodes", cluster_id)
     for host in local:
@@ -120,6 +118,34 @@ def check_places_free(root, cluster, places):
                     if machine == other_machine and overlapping(directory, other_directory):
                         raise Conflict(f"The node directory {directory} on {machine} overlaps {other_directory}, "
                                        "which another live cluster uses.", code="WorkdirTaken")
+
+
+SSH_ARGUMENT_VARIABLES = ("ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_scp_extra_args",
+                          "ansible_sftp_extra_args")
+IDENTITY_WORDS = ("-i", "-f", "-a", "identityfile", "identityagent", "identitiesonly", "certificatefile",
+                  "pkcs11provider", "forwardagent", "controlpath", "controlmaster", "userknownhostsfile")
+
+
+def identity_problem(variables):
+    """Why a node's variables would log in with something else than the
+    cluster's credential (None when they would not): a key file of the
+    server, ssh arguments that replace the service's (agent, config, key
+    files, control sockets), or a connection that finds keys itself."""
+    for name in KEY_FILE_VARIABLES:
+        value = variables.get(name)
+        if value and not is_credential_reference(value):
+            return f"would log in with {value!r}, a key file on the server"
+    connection = variables.get("ansible_connection")
+    if connection not in (None, "ssh", "local", "smart"):
+        return f"would connect with {connection!r}; nodes connect with ssh or local"
+    if variables.get("ansible_ssh_args"):
+        return "sets ansible_ssh_args, which would replace the service's ssh settings"
+    for name in SSH_ARGUMENT_VARIABLES:
+        words = str(variables.get(name) or "").lower().replace("=", " ").split()
+        found = [word for word in words if word in IDENTITY_WORDS or word[:2] in ("-i", "-f", "-a")]
+        if found:
+            return f"passes {found[0]!r} in {name}, which would choose its own identity"
+    return None
 
 
 def is_credential_reference(value):
@@ -196,12 +222,15 @@ def require_playbooks(service, *steps):
 
 class Cluster(Entity):
     type = "cluster"
+    lent = False  # created or last changed by an admin while provisioner.lend_server_identity is on
 
-    def __init__(self, name, service, given_options, options, inventory, cluster_id, created_by, keyring):
+    def __init__(self, name, service, given_options, options, inventory, cluster_id, created_by, keyring,
+                 requester):
         super().__init__(name, cluster_id)
         self.service = service.service_name
         self.version = service.version
         self.created_by = created_by
+        self.lent = requester.lend_identity
         self.warnings = []  # what an admin must act on (an evolve step's findings)
         self._set_options(service.options, given_options, options, keyring)
         self.inventory = inventory
@@ -288,6 +317,7 @@ class Cluster(Entity):
         places = node_places(inventory)
         check_places_free(self.app_root, self, places)
         self.warnings = []  # rendered again with the service's spec: what they said is behind it
+        self.lent = requester.lend_identity  # a member's change ends the lending
         self._set_options(service.options, given_options, options, keyring)
         self.inventory, self.node_places = inventory, places
         self.start_step("update", runs, queue)
@@ -521,6 +551,7 @@ def node_resources(inventory):
                 "cpus": int(host.get("provisioner_node_cpus", 1)),
                 "memory_mb": size_to_bytes(str(host.get("provisioner_node_memory", "1G"))) // (1024 * 1024),
                 "dir": str(host.get("provisioner_node_dir", "")),
+                "local": host.get("ansible_connection") == "local",
             }
     return resources
 
@@ -541,7 +572,8 @@ class Clusters(Folder):
         options, inventory = configure(service, given_options, name=name or cluster_id, cluster_id=cluster_id,
                                        project=project.name, server=server, credentials=project.credentials,
                                        requester=requester)
-        cluster = Cluster(name, service, given_options, options, inventory, cluster_id, created_by, keyring)
+        cluster = Cluster(name, service, given_options, options, inventory, cluster_id, created_by, keyring,
+                          requester)
         check_places_free(project.__parent__.__parent__, cluster, cluster.node_places)
         self.add(cluster.name, cluster)
         service.clusters_using.change(1)

@@ -51,6 +51,7 @@ class Job(Entity):
     walltime = cputime = peak_ram = None
     stdout_tail = stderr_tail = ""
     failed_launch = None  # why the last launch run that held this attempt failed
+    by_admin = False  # submitted by an admin: may run unsandboxed where no sandbox can start
 
     def __init__(self, name, spec, job_id):
         super().__init__(name, job_id)
@@ -175,7 +176,7 @@ class JobTable(Folder):
 
     # -- submission -------------------------------------------------------------
 
-    def submit(self, specs):
+    def submit(self, specs, by_admin=False):
         """Add jobs (all or none: the caller's transaction) in order; a dep
         names a job already here or earlier in `specs`."""
         given = Counter(spec["name"] for spec in specs if spec["name"] is not None)
@@ -190,6 +191,8 @@ class JobTable(Folder):
                 new_id.jump()
                 job_id = new_id()
             job = Job(spec["name"], spec, job_id)
+            if by_admin:
+                job.by_admin = True
             self.add(job.name, job)
             jobs_by_id[job.id] = job
             self._add_to("rep_grp", job.rep_grp, job.name)

@@ -4,6 +4,7 @@ directory, records its events in batches and moves its cluster on."""
 import json
 import logging
 import os
+import posixpath
 import shutil
 import sys
 import tempfile
@@ -17,7 +18,7 @@ import transaction
 from ZODB.POSException import POSKeyError
 
 from ..models.run import QUEUE_SIGNAL, SCHEDULE_REQUESTS, SCHEDULE_SIGNAL
-from ..models.cluster import KEY_FILE_VARIABLES, is_credential_reference, local_nodes
+from ..models.cluster import identity_problem, local_nodes
 from ..rendering import CREDENTIALS_VARIABLE, SECRETS_VARIABLE, effective_hostvars, parse_inventory
 from ..resources import app_root
 from ..security import callback_keys, job_secret
@@ -79,7 +80,9 @@ def ssh_environment(lent, known_hosts, control_dir):
     if not lent:
         environment.update({
             "SSH_AUTH_SOCK": "", "ANSIBLE_PRIVATE_KEY_FILE": "",
-            "ANSIBLE_SSH_ARGS": "-F /dev/null -o IdentitiesOnly=yes -o IdentityAgent=none -o ControlMaster=auto "
+            # IdentityFile=/dev/null: with no IdentityFile given, ssh would try the default keys
+            "ANSIBLE_SSH_ARGS": "-F /dev/null -o IdentitiesOnly=yes -o IdentityAgent=none "
+                                "-o IdentityFile=/dev/null -o ControlMaster=auto "
                                 f"-o ControlPersist=10s -o UserKnownHostsFile={known_hosts}"})
     return environment
 
@@ -339,17 +342,21 @@ class Dispatcher:
         try:
             cluster = run.cluster
             root = app_root(run._p_jar)
-            creator = root.users.get(cluster.created_by) if cluster.created_by else None
-            by_admin = creator is not None and creator.admin
-            lent = self.lend_identity and by_admin
+            # lent only to a cluster an admin created or last changed, with the setting on
+            lent = self.lend_identity and cluster.lent
             hostvars = effective_hostvars(parse_inventory(run.inventory))
+            own = posixpath.join(str(self.var_dir), "nodes", cluster.id) + "/"
+            for host in local_nodes(hostvars):
+                node_dir = posixpath.normpath(str(hostvars[host].get("provisioner_node_dir", "")))
+                if not node_dir.startswith(own):
+                    raise RunRefused(f"local node {host} would live in {node_dir}, outside the cluster's own "
+                                     f"directory {own} (an inventory stored before the service chose it)")
             if not lent:
                 for host, variables in sorted(hostvars.items()):
-                    for name in KEY_FILE_VARIABLES:
-                        value = variables.get(name)
-                        if value and not is_credential_reference(value):
-                            raise RunRefused(f"node {host} would log in with {value}, a key file on the server; "
-                                             "give the cluster a credential of its project (see its warnings)")
+                    problem = identity_problem(variables)
+                    if problem:
+                        raise RunRefused(f"node {host} {problem}; give the cluster a credential of its project "
+                                         "(see its warnings)")
             key_files = {}
             for option, name in sorted(cluster.credential_files().items()):
                 credential = cluster.project.credentials.get(name)
@@ -359,9 +366,8 @@ class Dispatcher:
                                                   credential.private_key(self.keyring))
             return RunAccess(secrets=cluster.secrets(self.keyring), key_files=key_files, lent=lent,
                              known_hosts=self._known_hosts(cluster.project.id),
-                             # only an admin's cluster runs unsandboxed, where the sandbox cannot start
-                             sandboxed=set() if by_admin and not sandbox.available(self.bwrap)
-                             else set(local_nodes(hostvars)),
+                             local=set(local_nodes(hostvars)),
+                             sandbox_available=sandbox.available(self.bwrap),
                              callback_key=callback_keys(root, self.keyring)[0])
         finally:
             manager.abort()
@@ -393,7 +399,8 @@ class Dispatcher:
                         "cwd": job.cwd, "env": job.env, "time_limit": job.time_limit,
                         "memory_limit": job.memory_mb * 1024 * 1024, "callback_url": url,
                         "callback_secret": job_secret(access.callback_key, job.id, job.attempts) if url else None,
-                        "sandbox": self.sandbox if node in access.sandboxed else None,
+                        "sandbox": self.sandbox if node in access.local and (
+                            access.sandbox_available or not job.by_admin) else None,
                         "files": [{"upload": name, "staged": cluster.staged_upload(node, name)} for name in job.files]})
             return {"provisioner_jobs_launch": launch,
                     "provisioner_jobs_uploads_src": str(project_upload_dir(self.var_dir, cluster.project.id))}
@@ -419,7 +426,8 @@ class RunAccess(NamedTuple):
     key_files: dict  # credential option -> the key file written for the run
     lent: bool  # the server's own SSH agent and keys may log in
     known_hosts: str
-    sandboxed: set  # the nodes whose jobs run in the sandbox
+    local: set  # the nodes on this host: their jobs run in the sandbox
+    sandbox_available: bool  # where it is not, only admins' jobs run there (unsandboxed); others fail
     callback_key: bytes  # the newest: job secrets derive from it
 
 

@@ -1,3 +1,5 @@
+import os
+import stat
 from itertools import chain, islice
 from pathlib import Path
 from urllib.parse import urlencode
@@ -111,7 +113,7 @@ def submit_jobs(request):
     cluster = request.context
     _active_cluster(cluster)
     body, specs = _job_specs(request, cluster)
-    jobs = cluster.jobs.submit(specs)
+    jobs = cluster.jobs.submit(specs, by_admin=request.identity.admin)
     cluster.request_scheduling()
     if not isinstance(body, list):
         return created(request, jobs[0].as_json())
@@ -248,15 +250,40 @@ def restart_job(request):
     return job.as_json()
 
 
+MAX_STREAM_BYTES = 16 * 1024 * 1024  # of a local job's output, the end
+
+
 def _stream(request, which):
+    """A local node's job: its file, read from this host's disk only where
+    the cluster's own directory is, without following a link, its last
+    MAX_STREAM_BYTES; else the tail its node reported."""
     job = request.context
     cluster = job.cluster
     tail = job.stdout_tail if which == "stdout" else job.stderr_tail
-    if job.node is not None and job.node in cluster.node_resources and job.attempts:
-        path = Path(cluster.job_dir(job)) / which
-        if cluster.options.get("provider", "local") == "local" and path.is_file():
-            return Response(body=path.read_bytes(), content_type="text/plain", charset="utf-8")
+    node = cluster.node_resources.get(job.node) if job.node is not None and job.attempts else None
+    if node is not None and node.get("local"):
+        own = Path(settings.get(request, "var_dir")) / "nodes" / cluster.id
+        data = read_end(own, Path(cluster.job_dir(job)) / which, MAX_STREAM_BYTES)
+        if data is not None:
+            return Response(body=data, content_type="text/plain", charset="utf-8")
     return Response(tail, content_type="text/plain", charset="utf-8")
+
+
+def read_end(root, path, limit):
+    """The last `limit` bytes of the regular file `path` below `root`, or
+    None: a path leaving it, a link, anything but a file."""
+    if not os.path.realpath(path).startswith(os.path.realpath(root) + os.sep):
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as stream:
+        size = os.fstat(fd).st_size
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        stream.seek(max(0, size - limit))
+        return stream.read(limit)
 
 
 @endpoint("job_stdout", "GET", summary="The job's whole stdout (local provider; the last 64 KiB on ssh "
