@@ -286,14 +286,14 @@ def read_end(root, path, limit):
         return stream.read(limit)
 
 
-@endpoint("job_stdout", "GET", summary="The job's whole stdout (local provider; the last 64 KiB on ssh "
-          "nodes).", permission="view", produces="text/plain", errors=(401, 404), tags=TAGS)
+@endpoint("job_stdout", "GET", summary="The job's stdout: on a local node the file, its last 16 MiB; "
+          "elsewhere the last 64 KiB its node reported.", permission="view", produces="text/plain", errors=(401, 404), tags=TAGS)
 def job_stdout(request):
     return _stream(request, "stdout")
 
 
-@endpoint("job_stderr", "GET", summary="The job's whole stderr (local provider; the last 64 KiB on ssh "
-          "nodes).", permission="view", produces="text/plain", errors=(401, 404), tags=TAGS)
+@endpoint("job_stderr", "GET", summary="The job's stderr: on a local node the file, its last 16 MiB; "
+          "elsewhere the last 64 KiB its node reported.", permission="view", produces="text/plain", errors=(401, 404), tags=TAGS)
 def job_stderr(request):
     return _stream(request, "stderr")
 
