@@ -278,11 +278,12 @@ def read_end(root, path, limit):
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return None
+    facts = os.fstat(fd)
+    if not stat.S_ISREG(facts.st_mode):
+        os.close(fd)
+        return None
     with os.fdopen(fd, "rb") as stream:
-        size = os.fstat(fd).st_size
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        stream.seek(max(0, size - limit))
+        stream.seek(max(0, facts.st_size - limit))
         return stream.read(limit)
 
 

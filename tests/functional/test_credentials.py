@@ -13,7 +13,8 @@ from pyramid_app import main
 from pyramid_app.connections import database
 from pyramid_app.resources import app_root
 from pyramid_app.security import callback_keys
-from tests.conftest import Client, assert_error, close, new_private_key, settings_for
+from tests.conftest import (Client, assert_error, close, finish_step, new_private_key,
+                            settings_for)
 from tests.server import REPOSITORY
 
 PROVISIONER = str(Path(sys.executable).with_name("provisioner"))
@@ -224,6 +225,36 @@ def test_rotation_reseals_everything_and_keeps_the_previous_callback_key(tmp_pat
                 "password": "pw-before-rotation"}
             assert root.projects["demo"].credentials["k"].private_key(app.registry.keyring).startswith(
                 "-----BEGIN OPENSSH PRIVATE KEY")
+        # the service's secret default was sealed again too: a new cluster taking it opens it
+        again = Client(webtest.TestApp(app))
+        again.testapp.post_json("/v1/projects/demo/clusters", {"name": "c2", "service": "vault"},
+                                headers=again.as_admin, status=201)
+        with database(app.registry).transaction() as connection:
+            assert app_root(connection).projects["demo"].clusters["c2"].secrets(app.registry.keyring) == {
+                "password": "default-pw-5a7c1e"}
+    finally:
+        close(app)
+
+
+def test_a_members_change_ends_the_lent_identity(tmp_path):
+    app = start(tmp_path, **{"provisioner.lend_server_identity": "true"})
+    try:
+        api = Client(webtest.TestApp(app))
+        member = api.user("mark")
+        api.project("demo", api.as_admin)
+        api.testapp.put_json("/v1/projects/demo/members/mark", {"role": "member"}, headers=api.as_admin)
+        options = {"provider": "ssh", "nodes": 1, "hosts": ["127.0.0.9"]}
+        api.testapp.post_json("/v1/projects/demo/clusters", {"name": "c1", "service": "batch", "options": options},
+                              headers=api.as_admin, status=201)
+        finish_step(app, "demo", "c1")
+        with database(app.registry).transaction() as connection:
+            assert app_root(connection).projects["demo"].clusters["c1"].lent is True
+        api.testapp.post_json(CREDENTIALS, {"name": "k", "kind": "ssh_key", "private_key": new_private_key()},
+                              headers=api.as_admin)
+        api.testapp.patch_json("/v1/projects/demo/clusters/c1", {"options": {"ssh_credential": "k"}},
+                               headers=member, status=202)
+        with database(app.registry).transaction() as connection:
+            assert app_root(connection).projects["demo"].clusters["c1"].lent is False
     finally:
         close(app)
 

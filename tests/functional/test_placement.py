@@ -88,3 +88,43 @@ def test_group_variables_count_as_the_hosts_own(api):
     body = assert_error(api.testapp.post_json(clusters, {"name": "c", "service": "grouped", "options": {
         "key": "/root/.ssh/id_rsa"}}, headers=api.as_admin, status=400), 400)
     assert "key file on the server" in body["message"]
+
+
+ARGUED = {
+    "name": "argued", "version": "1.0", "description": "ssh arguments from an option.",
+    "options": {"optional": {"args": "", "connection": "ssh"}},
+    "template": ("all:\n  hosts:\n    n1:\n      ansible_host: 127.0.0.9\n"
+                 "      ansible_connection: {{ options.connection }}\n"
+                 "      ansible_ssh_common_args: {{ options.args }}\n"),
+    "playbooks": {"create": "cluster_create.yml", "update": "cluster_update.yml",
+                  "teardown": "cluster_teardown.yml"}}
+
+
+@pytest.mark.parametrize("options", [{"args": "-i /root/.ssh/id_rsa"}, {"args": "-o IdentityFile=/root/k"},
+                                     {"args": "-A"}, {"args": "-F /root/.ssh/config"}, {"connection": "paramiko"},
+                                     {"args": "-o IdentityAgent=/tmp/agent"}])
+def test_node_variables_that_choose_their_own_identity_are_refused(api, options):
+    api.testapp.post_json("/v1/services", ARGUED, headers=api.as_admin, status=[201, 409])
+    body = assert_error(api.testapp.post_json("/v1/projects/pa/clusters", {"name": "c", "service": "argued",
+                                                                          "options": options},
+                                              headers=api.alice, status=400), 400)
+    assert "credential" in body["message"]
+    assert api.testapp.get("/v1/projects/pa/clusters", headers=api.alice).json["count"] == 0
+    api.testapp.post_json("/v1/projects/pa/clusters", {"name": "ok", "service": "argued", "options": {
+        "args": "-o StrictHostKeyChecking=accept-new"}}, headers=api.alice, status=201)
+
+
+def test_a_job_output_is_read_only_below_the_clusters_directory_and_never_through_a_link(tmp_path):
+    from pyramid_app.views.jobs import read_end
+
+    own = tmp_path / "nodes" / "c1"
+    (own / "node-1").mkdir(parents=True)
+    (own / "node-1" / "stdout").write_bytes(b"x" * 10 + b"the end")
+    secret = tmp_path / "secret.key"
+    secret.write_text("key")
+    (own / "node-1" / "link").symlink_to(secret)
+    (own / "node-1" / "fifo").mkdir()
+    assert read_end(own, own / "node-1" / "stdout", 7) == b"the end"
+    assert read_end(own, own / "node-1" / "link", 100) is None
+    assert read_end(own, secret, 100) is None
+    assert read_end(own, own / "node-1" / "fifo", 100) is None
