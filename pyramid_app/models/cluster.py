@@ -42,6 +42,22 @@ def local_nodes(hostvars):
     return sorted(host for host, variables in hostvars.items() if variables.get("ansible_connection") == "local")
 
 
+def own_directory(var_dir, cluster_id):
+    """Where a cluster's local nodes live: <var_dir>/nodes/<cluster id>."""
+    return posixpath.join(str(var_dir), "nodes", cluster_id)
+
+
+def misplaced_local_node(hostvars, var_dir, cluster_id):
+    """(node, its directory) of the first local node outside the cluster's
+    own directory, or None."""
+    own = own_directory(var_dir, cluster_id) + "/"
+    for host in local_nodes(hostvars):
+        node_dir = posixpath.normpath(str(hostvars[host].get("provisioner_node_dir", "")))
+        if not node_dir.startswith(own):
+            return host, node_dir
+    return None
+
+
 def check_identity_and_places(inventory, *, cluster_id, server, requester):
     """Refuse an inventory that would lend the server's identity (a key
     file on the server instead of the cluster's credential), put a local
@@ -54,15 +70,14 @@ def check_identity_and_places(inventory, *, cluster_id, server, requester):
             raise ValidationFailed(f"Node {host} {problem}; clusters log in with their project's credentials "
                                    "only (an option of type credential).",
                                    [detail("body", "options", f"{host}: {problem}")])
-    local = local_nodes(hostvars)
-    own = posixpath.join(server.get("var_dir", ""), "nodes", cluster_id)
-    for host in local:
-        node_dir = posixpath.normpath(str(hostvars[host].get("provisioner_node_dir", "")))
-        if not node_dir.startswith(own + "/"):
-            raise ValidationFailed(f"Local node {host} would live in {node_dir!r}; local nodes live in the "
-                                   f"cluster's own directory {own}/.",
-                                   [detail("body", "options", f"{host}: provisioner_node_dir must be below {own}/")])
-    if local and not requester.sandbox and not requester.admin:
+    misplaced = misplaced_local_node(hostvars, server.get("var_dir", ""), cluster_id)
+    if misplaced:
+        host, node_dir = misplaced
+        own = own_directory(server.get("var_dir", ""), cluster_id)
+        raise ValidationFailed(f"Local node {host} would live in {node_dir!r}; local nodes live in the "
+                               f"cluster's own directory {own}/.",
+                               [detail("body", "options", f"{host}: provisioner_node_dir must be below {own}/")])
+    if local_nodes(hostvars) and not requester.sandbox and not requester.admin:
         raise Conflict("Local nodes run their jobs in a bubblewrap sandbox, which this server cannot start "
                        f"(install the Debian package {SANDBOX_PACKAGE!r} and allow user namespaces); until "
                        "then only admins can create local clusters.", code="SandboxUnavailable")

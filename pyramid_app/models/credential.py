@@ -79,8 +79,12 @@ class Credential(Entity):
     def project(self):
         return self.__parent__.__parent__
 
-    def replace(self, private_key, passphrase, username, keyring):
-        """Take a new key (checked first: nothing changes when it is bad)."""
+    def replace(self, private_key, passphrase, username, keyring, kind=None):
+        """Take a new key (checked first: nothing changes when it is bad); a
+        credential keeps its kind."""
+        if kind is not None and kind != self.kind:
+            raise Conflict(f"Credential {self.name!r} is a {self.kind}; delete it to make another kind.",
+                           code="WrongKind")
         key, fingerprint = read_private_key(private_key, passphrase)
         self.sealed_key = keyring.seal(key)
         self.fingerprint = fingerprint

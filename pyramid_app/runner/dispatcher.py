@@ -4,7 +4,6 @@ directory, records its events in batches and moves its cluster on."""
 import json
 import logging
 import os
-import posixpath
 import shutil
 import sys
 import tempfile
@@ -18,7 +17,7 @@ import transaction
 from ZODB.POSException import POSKeyError
 
 from ..models.run import QUEUE_SIGNAL, SCHEDULE_REQUESTS, SCHEDULE_SIGNAL
-from ..models.cluster import identity_problem, local_nodes
+from ..models.cluster import identity_problem, local_nodes, misplaced_local_node
 from ..rendering import CREDENTIALS_VARIABLE, SECRETS_VARIABLE, effective_hostvars, parse_inventory
 from ..resources import app_root
 from ..security import callback_keys, job_secret
@@ -93,7 +92,6 @@ class Dispatcher:
         self.db = db
         self.keyring = keyring
         self.sandbox = {"bwrap": bwrap, "network": local_jobs_network}  # a local node's jobs run in this
-        self.bwrap = bwrap
         self.lend_identity = lend_identity  # provisioner.lend_server_identity, for admins' clusters
         self.callback_url = callback_url  # learned from requests when not configured
         self.sweep_seconds = sweep_seconds
@@ -345,12 +343,10 @@ class Dispatcher:
             # lent only to a cluster an admin created or last changed, with the setting on
             lent = self.lend_identity and cluster.lent
             hostvars = effective_hostvars(parse_inventory(run.inventory))
-            own = posixpath.join(str(self.var_dir), "nodes", cluster.id) + "/"
-            for host in local_nodes(hostvars):
-                node_dir = posixpath.normpath(str(hostvars[host].get("provisioner_node_dir", "")))
-                if not node_dir.startswith(own):
-                    raise RunRefused(f"local node {host} would live in {node_dir}, outside the cluster's own "
-                                     f"directory {own} (an inventory stored before the service chose it)")
+            misplaced = misplaced_local_node(hostvars, self.var_dir, cluster.id)
+            if misplaced:
+                raise RunRefused(f"local node {misplaced[0]} would live in {misplaced[1]}, outside the cluster's "
+                                 "own directory (an inventory stored before the service chose it)")
             if not lent:
                 for host, variables in sorted(hostvars.items()):
                     problem = identity_problem(variables)
@@ -367,7 +363,7 @@ class Dispatcher:
             return RunAccess(secrets=cluster.secrets(self.keyring), key_files=key_files, lent=lent,
                              known_hosts=self._known_hosts(cluster.project.id),
                              local=set(local_nodes(hostvars)),
-                             sandbox_available=sandbox.available(self.bwrap),
+                             sandbox_available=sandbox.available(self.sandbox["bwrap"]),
                              callback_key=callback_keys(root, self.keyring)[0])
         finally:
             manager.abort()

@@ -2,7 +2,7 @@
 members name them in cluster options, viewers list them. The key and its
 passphrase are write-only."""
 from ..api import created, endpoint, no_content, page
-from ..errors import Conflict, NotFound
+from ..errors import NotFound
 from ..schemas import credentials as schemas
 from ..schemas.common import ListOf, Pagination
 
@@ -48,10 +48,8 @@ def get_credential(request):
           response=schemas.Credential(), errors=(400, 401, 403, 404, 409, 415), tags=TAGS)
 def replace_credential(request):
     credential, data = _credential(request), request.validated
-    if data["kind"] != credential.kind:
-        raise Conflict(f"Credential {credential.name!r} is a {credential.kind}; delete it to make another kind.",
-                       code="WrongKind")
-    credential.replace(data["private_key"], data["passphrase"], data["username"], request.registry.keyring)
+    credential.replace(data["private_key"], data["passphrase"], data["username"], request.registry.keyring,
+                       kind=data["kind"])
     return credential.as_json()
 
 

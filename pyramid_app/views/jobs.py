@@ -11,6 +11,7 @@ from pyramid.response import Response
 from .. import settings
 from ..api import created, decode_utf8, endpoint, no_content, page, parse_json
 from ..errors import APIError, Conflict, NotFound, ValidationFailed, detail
+from ..models.cluster import own_directory
 from ..schemas import jobs as schemas
 from ..schemas.common import ListOf
 from ..security import callback_keys, secret_matches
@@ -262,7 +263,7 @@ def _stream(request, which):
     tail = job.stdout_tail if which == "stdout" else job.stderr_tail
     node = cluster.node_resources.get(job.node) if job.node is not None and job.attempts else None
     if node is not None and node.get("local"):
-        own = Path(settings.get(request, "var_dir")) / "nodes" / cluster.id
+        own = own_directory(settings.get(request, "var_dir"), cluster.id)
         data = read_end(own, Path(cluster.job_dir(job)) / which, MAX_STREAM_BYTES)
         if data is not None:
             return Response(body=data, content_type="text/plain", charset="utf-8")
