@@ -15,7 +15,7 @@ makes it take them in (the same `newTransaction` a freshly opened
 connection gets). The cache of loaded objects stays between requests, as it
 would in the pool.
 
-Read-only requests (GET, HEAD, OPTIONS) run without a transaction
+Read-only requests (GET, HEAD, OPTIONS, and the agents' long polls) run without a transaction
 (pyramid_tm's `tm.activate_hook`): the connection is brought up to date when
 the request first asks for it, which is what a transaction's begin and
 commit did for them with FileStorage and ZEO (a GET of one cluster
@@ -38,6 +38,11 @@ from pyramid_tm import is_tm_active
 from transaction.interfaces import NoTransaction
 
 READ_ONLY_METHODS = ("GET", "HEAD", "OPTIONS")
+READ_ONLY_POSTS = ("/v1/agents/poll",)  # POSTs for their body's size, reads that may wait long
+
+
+def is_read_only(request):
+    return request.method in READ_ONLY_METHODS or (request.method == "POST" and request.path in READ_ONLY_POSTS)
 
 
 def database(registry):
@@ -107,7 +112,7 @@ def thread_transaction_manager(request):
 
 def needs_transaction(request):
     """pyramid_tm's `tm.activate_hook`."""
-    return request.method not in READ_ONLY_METHODS
+    return not is_read_only(request)
 
 
 def request_connection(request):

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 from pyramid_retry import is_error_retryable
 
-from .connections import READ_ONLY_METHODS
+from .connections import is_read_only
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def attempts_for(request):
     without a transaction, so it has no conflict to retry (and nothing marks
     a storage error retryable: a read while ZEO reconnects answers 503 at
     once); one attempt also spares copying its empty body to replay it."""
-    return 1 if request.method in READ_ONLY_METHODS else None
+    return 1 if is_read_only(request) else None
 
 
 def retries_tween_factory(handler, registry):
@@ -78,7 +78,7 @@ def retries_tween_factory(handler, registry):
     def attempt(request):
         made = request.environ.get("retry.attempt", 0)  # attempts before this one
         try:
-            if request.method in READ_ONLY_METHODS:
+            if is_read_only(request):
                 return handler(request)
             with gate.alone() if made + 1 >= ALONE_FROM else gate.together():
                 return handler(request)

@@ -101,5 +101,8 @@ def includeme(config):
         add(f"service_{part}", f"/v1/services/{{service}}/{{version}}/{part}", factory=service_version_factory)
     add("all_jobs", "/v1/jobs")
     add("job_reports", "/v1/job-reports")
+    add("agent_poll", "/v1/agents/poll")
+    add("agent_reports", "/v1/agents/reports")
+    add("agent_files", "/v1/agents/files")
     add("uploads", "/v1/uploads")
     add("warnings", "/v1/warnings")

@@ -62,6 +62,9 @@ SETTINGS = {
     # runs of clusters an admin created may log in with the server's own SSH
     # agent and keys (a single-user deployment); never other users' clusters
     "lend_server_identity": ("false", parse_bool),
+    # node agents' long polls one process holds at once (each holds a server
+    # thread); polls past it are answered at once, to come back a second later
+    "agent_polls": ("4", int),
 }
 
 REPOSITORY = Path(__file__).resolve().parent.parent

@@ -21,10 +21,12 @@ from ..sealing import open_values, seal_values
 from ..resources import Folder
 from .base import Entity, new_id
 from .job import ACTIVE, JobTable
-from .run import SCHEDULE_REQUESTS, Run, RunLog, after_commit
+from .run import AGENT_SIGNAL, SCHEDULE_REQUESTS, Run, RunLog, after_commit
 
 STEP_STATES = {"create": "queued", "update": "updating", "teardown": "deleting"}
 JOB_STEPS = ("launch", "status", "cancel")
+# a node with an agent holds jobs up to this many times what it runs at once
+AGENT_QUEUE_DEPTH = 2
 LIVE_STATES = ("queued", "starting", "active", "updating", "failed")
 KEY_FILE_VARIABLES = ("ansible_ssh_private_key_file", "ansible_private_key_file")
 SANDBOX_PACKAGE = "bubblewrap"
@@ -347,7 +349,7 @@ class Cluster(Entity):
                 run.finish("canceled", reason="the cluster is being deleted")
         runs = []
         to_kill = self.cancel_jobs([self.jobs[name] for state in ("dependent", "queued") + ACTIVE
-                                    for name in list(self.jobs.names_where("state", state))])
+                                    for name in list(self.jobs.names_where("state", state))], kill_on_nodes=True)
         if to_kill:
             runs.append(Run("teardown", "job_cancel.yml", self.inventory, extravars=to_kill))
         runs.append(Run("teardown", playbooks["teardown"], self.inventory))
@@ -399,15 +401,29 @@ class Cluster(Entity):
     def request_scheduling(self):
         after_commit(self.app_root, lambda: SCHEDULE_REQUESTS.add(self._p_oid))
 
+    @property
+    def delivery(self):
+        """How jobs reach the nodes (node_resources): the same for every node."""
+        return next(iter(self.node_resources.values()), {}).get("delivery") if self.node_resources else None
+
     def schedule(self, playbooks, queue):
-        """Assign queued jobs to nodes and queue one launch run for all of
-        them, or add them to the launch run still waiting in the queue."""
+        """Assign queued jobs to nodes. Nodes with an agent get a queue of
+        their own, up to AGENT_QUEUE_DEPTH times what they can run at once,
+        so that a slot that frees starts the next job at once; their agents
+        pull them (nothing to queue here), or a launch run hands them over
+        (push). Without agents, one launch run starts them all, or they join
+        the launch run still waiting in the queue."""
         self.jobs.apply_reports()
         if self.state != "active" or not self.node_resources:
             return None
         capacity = {node: (r["cpus"], r["memory_mb"]) for node, r in self.node_resources.items()}
-        picked = self.jobs.pick(capacity)
+        delivery = self.delivery
+        picked = self.jobs.pick(capacity, ahead=AGENT_QUEUE_DEPTH if delivery else 1)
         if not picked:
+            return None
+        self.app_root.job_clusters[(self.project.name, self.name)] = self
+        if delivery == "pull":
+            after_commit(self.app_root, AGENT_SIGNAL.notify)
             return None
         names = {node: [job.name for job in jobs] for node, jobs in picked.items()}
         run = self.runs.newest()  # an active cluster has at least its create run
@@ -420,7 +436,6 @@ class Cluster(Entity):
         run = Run("launch", playbooks["launch"], self.inventory)
         run.jobs = names
         self.runs.append(run, queue.push(run))
-        self.app_root.job_clusters[(self.project.name, self.name)] = self
         return run
 
     def request_sweep(self, queue):
@@ -429,7 +444,9 @@ class Cluster(Entity):
         if self.sweep is not None and not self.sweep.finished:
             return None
         ids = {}
-        for state in ACTIVE:
+        # a pulling agent holds the launching jobs it has not started in
+        # memory: they are on no disk to report, and its next poll has them again
+        for state in ("running",) if self.delivery == "pull" else ACTIVE:
             for name in self.jobs.names_where("state", state):
                 job = self.jobs[name]
                 ids.setdefault(job.node, []).append(job.attempt_name)
@@ -441,15 +458,21 @@ class Cluster(Entity):
         self.runs.append(self.sweep, queue.push(self.sweep))
         return self.sweep
 
-    def cancel_jobs(self, jobs):
+    def cancel_jobs(self, jobs, kill_on_nodes=None):
         """Cancel jobs; the extravars of job_cancel.yml for those whose
-        process must be killed (None when there are none)."""
+        process must be killed (None when there are none). Pulling agents
+        kill them themselves when their poll says so, unless
+        `kill_on_nodes` (a teardown, which stops the agents)."""
+        if kill_on_nodes is None:
+            kill_on_nodes = self.delivery != "pull"
         dirs = {}
         for job in jobs:
             if job.finished:
                 continue  # failed already: cancelling an earlier job failed its dependents
-            if self.jobs.cancel(job):
+            if self.jobs.cancel(job) and kill_on_nodes:
                 dirs.setdefault(job.node, []).append(self.job_dir(job))
+        if self.delivery == "pull":
+            after_commit(self.app_root, AGENT_SIGNAL.notify)
         if dirs:
             return {"provisioner_jobs_cancel": dirs}
         return None
@@ -567,6 +590,9 @@ def node_resources(inventory):
                 "memory_mb": size_to_bytes(str(host.get("provisioner_node_memory", "1G"))) // (1024 * 1024),
                 "dir": str(host.get("provisioner_node_dir", "")),
                 "local": host.get("ansible_connection") == "local",
+                # how its jobs reach it: "pull" (its agent asks the API), "push" (launch runs hand
+                # them to its agent), None (launch runs start each job: inventories without agents)
+                "delivery": host.get("provisioner_jobs_delivery"),
             }
     return resources
 

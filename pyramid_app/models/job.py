@@ -224,12 +224,14 @@ class JobTable(Folder):
                 used[job.node] = (cpus + job.cpus, memory + job.memory_mb)
         return used
 
-    def pick(self, capacity):
+    def pick(self, capacity, ahead=1):
         """Assign queued jobs to nodes with free cpus and memory, highest
-        priority first, oldest first within a priority. Returns
-        {node: [jobs]} and moves them to launching."""
+        priority first, oldest first within a priority; a node takes up to
+        `ahead` times its capacity (its agent starts them as room frees),
+        each job no bigger than the node. Returns {node: [jobs]} and moves
+        them to launching."""
         used = self.usage()
-        free = {node: [cpus - used.get(node, (0, 0))[0], memory - used.get(node, (0, 0))[1]]
+        free = {node: [cpus * ahead - used.get(node, (0, 0))[0], memory * ahead - used.get(node, (0, 0))[1]]
                 for node, (cpus, memory) in capacity.items()}
         picked, misses = {}, 0
         for key in list(self.queue):  # a copy: picking changes the queue
@@ -240,7 +242,8 @@ class JobTable(Folder):
             candidates = [job.pinned_node] if job.pinned_node else sorted(free, key=lambda n: (-free[n][0], n))
             for node in candidates:
                 room = free.get(node)
-                if room is not None and room[0] >= job.cpus and room[1] >= job.memory_mb:
+                if room is not None and room[0] >= job.cpus and room[1] >= job.memory_mb \
+                        and capacity[node][0] >= job.cpus and capacity[node][1] >= job.memory_mb:
                     room[0] -= job.cpus
                     room[1] -= job.memory_mb
                     job.attempts += 1

@@ -36,8 +36,33 @@ class QueueSignal:
         return woken
 
 
+class Broadcast:
+    """Wakes every thread waiting on it (the agents' long polls), each of
+    which may miss no wake-up between two looks: it waits for the
+    generation after the one it saw."""
+
+    def __init__(self):
+        self._condition = threading.Condition()
+        self._generation = 0
+
+    def generation(self):
+        return self._generation
+
+    def notify(self):
+        with self._condition:
+            self._generation += 1
+            self._condition.notify_all()
+
+    def wait(self, seen, timeout):
+        with self._condition:
+            if self._generation == seen:
+                self._condition.wait(timeout)
+            return self._generation
+
+
 QUEUE_SIGNAL = QueueSignal()  # a run was queued: the runner threads look
 SCHEDULE_SIGNAL = QueueSignal()  # jobs want placing, reports applying: the scheduler thread looks
+AGENT_SIGNAL = Broadcast()  # jobs were placed or cancelled: the agents' polls look
 
 
 class ScheduleRequests:

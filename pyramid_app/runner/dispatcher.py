@@ -16,8 +16,9 @@ import ansible_runner
 import transaction
 from ZODB.POSException import POSKeyError
 
+from ..agents import PRESENCE, SpecContext, agent_secret, job_spec, jobs_out
 from ..models.run import QUEUE_SIGNAL, SCHEDULE_REQUESTS, SCHEDULE_SIGNAL
-from ..models.cluster import identity_problem, local_nodes, misplaced_local_node
+from ..models.cluster import identity_problem, misplaced_local_node, node_resources
 from ..rendering import CREDENTIALS_VARIABLE, SECRETS_VARIABLE, effective_hostvars, parse_inventory
 from ..resources import app_root
 from ..security import callback_keys, job_secret
@@ -32,7 +33,8 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
 FINISH_ATTEMPTS = 100
-REPORT_TASK = "Report the jobs' state"  # the task of job_status.yml whose stdout is the nodes' report
+REPORT_TASK = "Report the jobs' state"
+AGENT_VARIABLE = "provisioner_agent"  # the extra var roles/provisioner_jobs sets agents up with  # the task of job_status.yml whose stdout is the nodes' report
 ANSIBLE_CONFIG = REPOSITORY / "ansible.cfg"
 ROLES_DIR = REPOSITORY / "roles"
 # The ansible-playbook installed beside this Python comes first on the run's
@@ -246,7 +248,13 @@ class Dispatcher:
 
     @staticmethod
     def _sweep(root):
+        """Status runs find what callbacks did not say. Where agents pull,
+        only for a node whose agent has been silent past its lease: the run
+        starts it again, or finds the node gone."""
         for cluster in list(root.job_clusters.values()):
+            if cluster.delivery == "pull" and not any(
+                    PRESENCE.silent(cluster.id, node) for node in cluster.node_resources) and jobs_out(cluster):
+                continue
             cluster.request_sweep(root.run_queue)
 
     def _claim(self, connection):
@@ -285,7 +293,7 @@ class Dispatcher:
             inventory = self._prepare(directory, run)
             access = self._access(manager, run, directory)
             extravars = unsafe(dict(self._launch_extravars(manager, run, access) if run.step == "launch"
-                                    else run.extravars,
+                                    else run.extravars, **access.agents,
                                     **{SECRETS_VARIABLE: access.secrets, CREDENTIALS_VARIABLE: access.key_files}))
             environment = dict(self.environment, **ssh_environment(access.lent, access.known_hosts, control_dir))
             result = ansible_runner.run(
@@ -342,7 +350,8 @@ class Dispatcher:
             root = app_root(run._p_jar)
             # lent only to a cluster an admin created or last changed, with the setting on
             lent = self.lend_identity and cluster.lent
-            hostvars = effective_hostvars(parse_inventory(run.inventory))
+            inventory = parse_inventory(run.inventory)
+            hostvars = effective_hostvars(inventory)
             misplaced = misplaced_local_node(hostvars, self.var_dir, cluster.id)
             if misplaced:
                 raise RunRefused(f"local node {misplaced[0]} would live in {misplaced[1]}, outside the cluster's "
@@ -360,11 +369,11 @@ class Dispatcher:
                     raise RunRefused(f"the credential {name!r} that option {option} names is gone")
                 key_files[option] = write_private(directory / CREDENTIALS_DIR / str(len(key_files)),
                                                   credential.private_key(self.keyring))
+            callback_key = callback_keys(root, self.keyring)[0]
             return RunAccess(secrets=cluster.secrets(self.keyring), key_files=key_files, lent=lent,
                              known_hosts=self._known_hosts(cluster.project.id),
-                             local=set(local_nodes(hostvars)),
                              sandbox_available=sandbox.available(self.sandbox["bwrap"]),
-                             callback_key=callback_keys(root, self.keyring)[0])
+                             callback_key=callback_key, agents=self._agent_extravars(cluster, inventory, callback_key))
         finally:
             manager.abort()
 
@@ -378,30 +387,40 @@ class Dispatcher:
         return str(path)
 
     def _launch_extravars(self, manager, run, access):
-        """The job specs for job_launch.yml, each with its callback secret,
-        built now rather than stored; local nodes' jobs run sandboxed."""
+        """The job specs for job_launch.yml, built now rather than stored;
+        local nodes' jobs run sandboxed. Without agents each spec has its
+        callback secret; agents that are pushed jobs cannot call back."""
         manager.begin()
         try:
             cluster = run.cluster
-            url = f"{self.callback_url}/v1/job-reports" if self.callback_url else None
+            url = f"{self.callback_url}/v1/job-reports" if self.callback_url and not cluster.delivery else None
+            context = SpecContext(self.sandbox, access.sandbox_available, self.var_dir)
             launch = {}
             for node, names in run.jobs.items():
                 for name in names:
                     job = cluster.jobs.get(name)
                     if job is None or job.state != "launching":
                         continue  # cancelled or purged while the run waited
-                    launch.setdefault(node, []).append({
-                        "id": job.id, "attempt": job.attempts, "dir": cluster.job_dir(job), "cmd": job.cmd,
-                        "cwd": job.cwd, "env": job.env, "time_limit": job.time_limit,
-                        "memory_limit": job.memory_mb * 1024 * 1024, "callback_url": url,
-                        "callback_secret": job_secret(access.callback_key, job.id, job.attempts) if url else None,
-                        "sandbox": self.sandbox if node in access.local and (
-                            access.sandbox_available or not job.by_admin) else None,
-                        "files": [{"upload": name, "staged": cluster.staged_upload(node, name)} for name in job.files]})
+                    launch.setdefault(node, []).append(dict(
+                        job_spec(cluster, job, context), callback_url=url,
+                        callback_secret=job_secret(access.callback_key, job.id, job.attempts) if url else None))
             return {"provisioner_jobs_launch": launch,
                     "provisioner_jobs_uploads_src": str(project_upload_dir(self.var_dir, cluster.project.id))}
         finally:
             manager.abort()
+
+    def _agent_extravars(self, cluster, inventory, callback_key):
+        """How the run sets up the nodes of its inventory's agents
+        (roles/provisioner_jobs, agent.yml): where to pull from and each
+        node's secret; nothing for an inventory without agents."""
+        nodes = node_resources(inventory)
+        delivery = next(iter(nodes.values()), {}).get("delivery")
+        if not delivery:
+            return {}
+        return {AGENT_VARIABLE: {
+            "url": self.callback_url if delivery == "pull" and self.callback_url else "",
+            "project": cluster.project.name, "cluster": cluster.name, "cluster_id": cluster.id,
+            "secrets": {node: agent_secret(callback_key, cluster.id, node) for node in nodes}}}
 
     def _prepare(self, directory, run):
         if directory.exists():
@@ -422,9 +441,9 @@ class RunAccess(NamedTuple):
     key_files: dict  # credential option -> the key file written for the run
     lent: bool  # the server's own SSH agent and keys may log in
     known_hosts: str
-    local: set  # the nodes on this host: their jobs run in the sandbox
     sandbox_available: bool  # where it is not, only admins' jobs run there (unsandboxed); others fail
     callback_key: bytes  # the newest: job secrets derive from it
+    agents: dict  # the extra vars that set up the nodes' agents
 
 
 def write_private(path, text):

@@ -170,13 +170,10 @@ EPOCH_RANGE = colander.Range(0, 2**33)  # seconds since 1970, until the year 224
 MEASURE_RANGE = colander.Range(0, 10**9)
 
 
-class JobReport(colander.MappingSchema):
-    """What a node's job wrapper reports about an attempt; other fields it
-    sends are ignored."""
+class AttemptReport(colander.MappingSchema):
+    """What a node says of one attempt of a job; other fields are ignored."""
 
-    job = colander.SchemaNode(StrictString())
     attempt = colander.SchemaNode(StrictInteger())
-    secret = colander.SchemaNode(StrictString())
     state = colander.SchemaNode(StrictString(), missing="finished",
                                 validator=colander.OneOf(["running", "finished", "lost", "missing"]))
     pid = _optional(StrictInteger())
@@ -190,6 +187,14 @@ class JobReport(colander.MappingSchema):
     peak_ram = _optional(StrictNumber(), MEASURE_RANGE)
     stdout_tail = _optional(StrictString())
     stderr_tail = _optional(StrictString())
+
+
+class JobReport(AttemptReport):
+    """What a node's job wrapper reports about an attempt, authenticated by
+    the attempt's own secret."""
+
+    job = colander.SchemaNode(StrictString())
+    secret = colander.SchemaNode(StrictString())
 
 
 class CancelCount(colander.MappingSchema):

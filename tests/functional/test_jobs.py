@@ -1,5 +1,5 @@
-"""Jobs through the API on one shared 2-node local cluster, with real
-launch runs, real wrappers and real callbacks to a waitress server."""
+"""Jobs through the API on one shared 2-node local cluster, with real node
+agents pulling from a waitress server and real wrappers."""
 import time
 import uuid
 from pathlib import Path
@@ -89,7 +89,7 @@ def test_uploads_named_in_files_are_copied_into_the_job_directory(api):
     assert finished(api, again)["stdout"] == "second\n"
 
 
-def test_a_launch_that_keeps_failing_fails_the_job_instead_of_looping(api):
+def test_an_upload_gone_before_its_job_starts_fails_the_job_once(api):
     first, then, path = unique("first"), unique("then"), f"{unique('gone')}.txt"
     upload(api, path, b"soon gone", status=201)
     submit(api, [{"name": first, "cmd": "sleep 2"}, {"name": then, "cmd": "true", "deps": [first], "files": [path]}])
@@ -97,7 +97,9 @@ def test_a_launch_that_keeps_failing_fails_the_job_instead_of_looping(api):
     (Path(api.testapp.app.registry.settings["provisioner.var_dir"]) / "project-uploads" / project / path).unlink()
     job = finished(api, then)
     assert job["state"] == "failed" and job["attempts"] == 1, job
-    assert job["fail_reason"].startswith("it could not be launched: run "), job["fail_reason"]
+    # the node's agent could not fetch it: the attempt fails, saying why, and is not tried again
+    assert job["fail_reason"] == "missing file", job["fail_reason"]
+    assert f"cannot fetch upload '{path}': HTTP 404" in job["stderr"], job["stderr"]
 
 
 @pytest.mark.parametrize("files", [["never-uploaded.txt"], ["../Data.fs"], ["/etc/passwd"], "x.txt", [""]])

@@ -1,0 +1,173 @@
+"""Node agents (roles/provisioner_jobs/files/provisioner-agent): who they
+are, what they are told, and when one has gone quiet.
+
+An agent names itself by project, cluster, cluster id and node, and proves
+it with a secret derived from the service's callback key (never stored:
+`agent_secret`), useless for any other node or cluster. What it is told is
+computed from the database alone, so any API process answers any agent: the
+jobs launching on its node it does not hold, and those it holds that are no
+longer out there (to drop, or kill)."""
+import hashlib
+import hmac
+import os
+import threading
+import time
+from urllib.parse import quote
+
+from .errors import APIError
+from .models.job import ACTIVE, is_out
+from .security import callback_keys
+from .uploads import project_upload_dir, upload_target
+
+HEADER = "X-Provisioner-Agent"
+SECRET_HEADER = "X-Provisioner-Agent-Secret"
+# an agent silent this long (no poll, no report) is looked at by a status run,
+# which restarts it or finds its node gone
+LEASE_SECONDS = 30.0
+
+
+def agent_secret(key, cluster_id, node):
+    return hmac.new(key, f"agent:{cluster_id}:{node}".encode(), hashlib.sha256).hexdigest()
+
+
+class Gone(APIError):
+    def __init__(self, message):
+        super().__init__(message, status=410, code="Gone")
+
+
+def authenticate(request):
+    """The cluster and node an agent's request speaks for: 403 for a wrong
+    secret (checked first: a stranger learns nothing of what exists), 410
+    for a cluster that is no more (the agent then ends). A node the cluster
+    does not have yet (being created) or any more (its teardown stops the
+    agent) is told nothing."""
+    claimed = request.headers.get(HEADER, "").split("/")
+    presented = request.headers.get(SECRET_HEADER, "")
+    if len(claimed) != 4 or not presented:
+        raise APIError(f"Send {HEADER}: <project>/<cluster>/<cluster id>/<node> and {SECRET_HEADER}.",
+                       status=403, code="Forbidden")
+    project_name, cluster_name, cluster_id, node = claimed
+    keys = callback_keys(request.app_root, request.registry.keyring)
+    if not any(hmac.compare_digest(agent_secret(key, cluster_id, node), presented) for key in keys):
+        raise APIError("The agent secret does not match this node.", status=403, code="Forbidden")
+    project = request.app_root.projects.get(project_name)
+    cluster = project.clusters.get(cluster_name) if project is not None else None
+    if cluster is None or cluster.id != cluster_id or cluster.state in ("deleting", "deleted"):
+        raise Gone(f"Cluster {project_name}/{cluster_name} ({cluster_id}) is gone.")
+    PRESENCE.seen(cluster.id, node)
+    return cluster, node
+
+
+def answer(cluster, node, holding, context):
+    """What the agent of `node` is told: the jobs launching there it does
+    not hold (in the order they were placed), and the held ones that are no
+    longer out there."""
+    held = set(holding)
+    jobs = []
+    for name in cluster.jobs.names_where("state", "launching"):
+        job = cluster.jobs[name]
+        if job.node == node and job.attempt_name not in held:
+            jobs.append(job)
+    jobs.sort(key=lambda job: (-job.priority, job.updated_at))
+    drop = []
+    for attempt_name in sorted(held):
+        job_id, _, attempt = attempt_name.rpartition("-")
+        job = cluster.app_root.jobs_by_id.get(job_id)
+        if job is None or job.cluster is not cluster or job.node != node or not attempt.isdigit() \
+                or not is_out(job, int(attempt)):
+            drop.append(attempt_name)
+    return {"jobs": [pulled_spec(cluster, job, context) for job in jobs], "drop": drop}
+
+
+def jobs_out(cluster):
+    return any(len(cluster.jobs.names_where("state", state)) for state in ACTIVE)
+
+
+class SpecContext:
+    """What a job's spec needs beyond the job: how local nodes sandbox their
+    jobs, and the var dir uploads live in."""
+
+    def __init__(self, sandbox, sandbox_available, var_dir):
+        self.sandbox = sandbox
+        self.sandbox_available = sandbox_available
+        self.var_dir = var_dir
+
+
+def sandbox_for(cluster, job, context):
+    """Local nodes' jobs run in the sandbox; where none can start, only a
+    job an admin submitted runs without (others fail in the wrapper)."""
+    if not cluster.node_resources[job.node].get("local"):
+        return None
+    return context.sandbox if context.sandbox_available or not job.by_admin else None
+
+
+def job_spec(cluster, job, context):
+    """The wrapper's spec of the job's current attempt (without how it reports)."""
+    return {"id": job.id, "attempt": job.attempts, "dir": cluster.job_dir(job), "cmd": job.cmd, "cwd": job.cwd,
+            "env": job.env, "time_limit": job.time_limit, "memory_limit": job.memory_mb * 1024 * 1024,
+            "sandbox": sandbox_for(cluster, job, context),
+            "files": [{"upload": name, "staged": cluster.staged_upload(job.node, name)} for name in job.files]}
+
+
+def pulled_spec(cluster, job, context):
+    """A job's spec as an agent pulls it: with its budget and priority, and
+    where to fetch each upload (with its digest, so that one fetched before
+    is not fetched again)."""
+    spec = dict(job_spec(cluster, job, context), cpus=job.cpus, memory_mb=job.memory_mb, priority=job.priority)
+    root = project_upload_dir(context.var_dir, cluster.project.id)
+    for entry in spec["files"]:
+        entry.update(url=f"/v1/agents/files?path={quote(entry['upload'])}",
+                     digest=DIGESTS.of(upload_target(root, entry["upload"])[0]))
+    return spec
+
+
+class Digests:
+    """sha256 of upload files, computed again only when a file changes."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._known = {}  # path -> ((mtime_ns, size, inode), digest)
+
+    def of(self, path):
+        try:
+            facts = os.stat(path)
+        except OSError:
+            return None
+        stamp = (facts.st_mtime_ns, facts.st_size, facts.st_ino)
+        with self._lock:
+            known = self._known.get(str(path))
+        if known and known[0] == stamp:
+            return known[1]
+        digest = hashlib.sha256()
+        with open(path, "rb") as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
+        with self._lock:
+            self._known[str(path)] = (stamp, digest.hexdigest())
+        return digest.hexdigest()
+
+
+DIGESTS = Digests()
+
+
+class Presence:
+    """When this process last heard from each agent. In memory: a write per
+    poll would make every poll a transaction; a process that just started
+    counts its start as having heard from everyone (they get a lease to call)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._seen = {}  # (cluster id, node) -> monotonic time
+        self._started = time.monotonic()
+
+    def seen(self, cluster_id, node):
+        with self._lock:
+            self._seen[(cluster_id, node)] = time.monotonic()
+
+    def silent(self, cluster_id, node, lease=LEASE_SECONDS):
+        with self._lock:
+            last = self._seen.get((cluster_id, node), self._started)
+        return time.monotonic() - max(last, self._started) > lease
+
+
+PRESENCE = Presence()

@@ -1,0 +1,104 @@
+"""For node agents: their long poll, their reports and their uploads,
+authenticated by the node's own secret (no bearer token)."""
+import threading
+import time
+
+from pyramid.response import FileResponse
+
+from .. import settings
+from ..agents import SpecContext, answer, authenticate
+from ..api import endpoint
+from ..errors import NotFound
+from ..models.run import AGENT_SIGNAL
+from ..runner import sandbox
+from ..schemas import agents as schemas
+from ..uploads import project_upload_dir, upload_target
+
+TAGS = ("agents",)
+ERRORS = (400, 403, 410)
+REFRESH_SECONDS = 1.0  # what another process placed is seen within this, without a wake-up
+
+
+def _context(request):
+    registry = request.registry
+    bwrap = settings.get(registry, "bwrap")
+    return SpecContext({"bwrap": bwrap, "network": settings.get(registry, "local_jobs_network")},
+                       sandbox.available(bwrap), settings.get(registry, "var_dir"))
+
+
+class PollGate:
+    """How many polls one process holds at once: each holds a server
+    thread, and the API needs some left. Past it, polls are answered at once."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._held = 0
+
+    def enter(self, limit):
+        with self._lock:
+            if self._held >= limit:
+                return False
+            self._held += 1
+            return True
+
+    def leave(self):
+        with self._lock:
+            self._held -= 1
+
+
+GATE = PollGate()
+
+
+@endpoint("agent_poll", "POST", summary="For node agents: the jobs placed on the node that the agent does not "
+          "hold, and those it holds that are no longer out there; waits up to `wait` seconds for either.",
+          body=schemas.Poll(), response=schemas.Told(), errors=ERRORS, tags=TAGS)
+def agent_poll(request):
+    # a read: it runs without a transaction (connections.READ_ONLY_POSTS),
+    # so waiting holds no lock and commits nothing
+    holding, wait = request.validated["holding"], request.validated["wait"]
+    context = _context(request)
+    cluster, node = authenticate(request)
+    told = answer(cluster, node, holding, context)
+    if told["jobs"] or told["drop"] or not wait:
+        return told
+    if not GATE.enter(settings.get(request.registry, "agent_polls")):
+        return dict(told, poll_after=REFRESH_SECONDS)
+    try:
+        deadline = time.monotonic() + wait
+        seen = AGENT_SIGNAL.generation()
+        while time.monotonic() < deadline:
+            seen = AGENT_SIGNAL.wait(seen, min(REFRESH_SECONDS, deadline - time.monotonic()))
+            request.zodb_connection.newTransaction(None)  # what committed meanwhile
+            cluster, node = authenticate(request)
+            told = answer(cluster, node, holding, context)
+            if told["jobs"] or told["drop"]:
+                break
+        return told
+    finally:
+        GATE.leave()
+
+
+@endpoint("agent_reports", "POST", summary="For node agents: what changed of the node's jobs, in one batch; "
+          "answers as a poll that does not wait.", body=schemas.Reports(), response=schemas.Told(),
+          errors=ERRORS, tags=TAGS)
+def agent_reports(request):
+    cluster, node = authenticate(request)
+    jobs_by_id = request.app_root.jobs_by_id
+    for report in request.validated["reports"]:
+        job = jobs_by_id.get(report["id"])
+        # a report of another node's job, or of an old attempt, is not news
+        if job is not None and job.cluster is cluster and job.node == node:
+            cluster.jobs.receive(job, report["attempt"], report)
+    cluster.request_scheduling()
+    return answer(cluster, node, request.validated["holding"], _context(request))
+
+
+@endpoint("agent_files", "GET", summary="For node agents: an upload of the cluster's project that a job names.",
+          query=schemas.FileQuery(), produces="application/octet-stream", errors=(400, 403, 404, 410), tags=TAGS)
+def agent_file(request):
+    cluster, _ = authenticate(request)
+    root = project_upload_dir(settings.get(request.registry, "var_dir"), cluster.project.id)
+    target, normal = upload_target(root, request.validated_query["path"])
+    if not target.is_file():
+        raise NotFound(f"Project {cluster.project.name!r} has no upload {normal!r}.")
+    return FileResponse(str(target), request=request, content_type="application/octet-stream")
