@@ -1,9 +1,12 @@
 """Fixtures in the pyramid-cookiecutter-starter style: `app` over a real
 FileStorage in a temporary directory, `testapp` (WebTest), and `api`, a
 small client that logs in users."""
+import os
 import shutil
+import signal
 import tempfile
 import time
+from pathlib import Path
 
 import pytest
 import webtest
@@ -14,8 +17,24 @@ from pyramid_app import main
 from pyramid_app.connections import database
 from pyramid_app.resources import app_root
 from tests import sshd
+from tests.crashes import processes_naming
 
 ADMIN_PASSWORD = "admin-password-for-tests"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_agent_outlives_the_tests(tmp_path_factory):
+    """Node agents outlive the servers that started them (as they must):
+    the ones started under this session's temporary directory are stopped
+    when it ends, instead of polling dead ports for good."""
+    yield
+    base = str(tmp_path_factory.getbasetemp())
+    for pid in processes_naming("provisioner-agent"):
+        try:
+            if base.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def settings_for(var_dir, **extra):

@@ -263,6 +263,8 @@ class Cluster(Entity):
         self.node_resources = {}  # node -> {cpus, memory_mb, dir}, from the inventory when active
         self.sweep = None  # the status run queued or running, if any
 
+    kept_nodes = frozenset()  # during an update: the nodes it keeps, where pulled jobs go on
+
     @property
     def project(self):
         return self.__parent__.__parent__
@@ -328,6 +330,7 @@ class Cluster(Entity):
                     for name in list(self.jobs.names_where("state", state))]:
             if job.pinned_node in removed and not job.finished:
                 self.jobs.finish(job, "failed", fail_reason=f"its node {job.pinned_node} was removed")
+        self.kept_nodes = set(self.node_resources) - set(removed)
         if removed:
             runs.append(Run("update", playbooks["teardown"], self.inventory, limit=",".join(removed)))
         runs.append(Run("update", playbooks["update"], inventory))
@@ -414,10 +417,12 @@ class Cluster(Entity):
         (push). Without agents, one launch run starts them all, or they join
         the launch run still waiting in the queue."""
         self.jobs.apply_reports()
-        if self.state != "active" or not self.node_resources:
-            return None
-        capacity = {node: (r["cpus"], r["memory_mb"]) for node, r in self.node_resources.items()}
         delivery = self.delivery
+        if not self.node_resources or not (self.state == "active" or (self.state == "updating" and delivery == "pull")):
+            return None
+        # while an update runs, pulling agents go on with the nodes it keeps
+        capacity = {node: (r["cpus"], r["memory_mb"]) for node, r in self.node_resources.items()
+                    if self.state == "active" or node in self.kept_nodes}
         picked = self.jobs.pick(capacity, ahead=AGENT_QUEUE_DEPTH if delivery else 1)
         if not picked:
             return None

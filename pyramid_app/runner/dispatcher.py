@@ -17,7 +17,7 @@ import transaction
 from ZODB.POSException import POSKeyError
 
 from ..agents import PRESENCE, SpecContext, agent_secret, job_spec, jobs_out
-from ..models.run import QUEUE_SIGNAL, SCHEDULE_REQUESTS, SCHEDULE_SIGNAL
+from ..models.run import AGENT_SIGNAL, QUEUE_SIGNAL, SCHEDULE_REQUESTS, SCHEDULE_SIGNAL
 from ..models.cluster import identity_problem, misplaced_local_node, node_resources
 from ..rendering import CREDENTIALS_VARIABLE, SECRETS_VARIABLE, effective_hostvars, parse_inventory
 from ..resources import app_root
@@ -132,6 +132,7 @@ class Dispatcher:
         self.stopping.set()
         QUEUE_SIGNAL.notify()
         SCHEDULE_SIGNAL.notify()
+        AGENT_SIGNAL.notify()  # the polls held end too
         for thread in self.threads:
             thread.join(timeout)
 

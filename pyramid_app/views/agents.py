@@ -66,7 +66,8 @@ def agent_poll(request):
     try:
         deadline = time.monotonic() + wait
         seen = AGENT_SIGNAL.generation()
-        while time.monotonic() < deadline:
+        stopping = request.registry.dispatcher.stopping
+        while time.monotonic() < deadline and not stopping.is_set():
             seen = AGENT_SIGNAL.wait(seen, min(REFRESH_SECONDS, deadline - time.monotonic()))
             request.zodb_connection.newTransaction(None)  # what committed meanwhile
             cluster, node = authenticate(request)

@@ -107,14 +107,16 @@ def test_create_scale_down_and_tear_down_on_two_ssh_hosts(api, sshd_hosts, crede
     assert_no_key_left(testapp.app, tmp_path / "var")
 
 
-def test_jobs_on_ssh_nodes_report_their_output(api, sshd_hosts, credential, tmp_path, request):
+@pytest.mark.parametrize("delivery", ["pull", "push"])
+def test_jobs_on_ssh_nodes_report_their_output(api, sshd_hosts, credential, tmp_path, request, delivery):
+    """Pull: the nodes' agents poll this test's app and report to it.
+    Push: launch runs hand the jobs to the agents, status runs collect."""
     testapp, admin = api.testapp, api.as_admin
-    # The wrappers on the "remote" hosts call back to this test's app.
     server = StopableWSGIServer.create(testapp.app)
     testapp.app.registry.dispatcher.callback_url = server.application_url.rstrip("/")
     try:
-        testapp.post_json(CLUSTERS, {"name": "remote", "service": "batch",
-                                     "options": sshd_hosts.batch_options()}, headers=admin, status=201)
+        testapp.post_json(CLUSTERS, {"name": "remote", "service": "batch", "options": dict(
+            sshd_hosts.batch_options(), job_delivery=delivery)}, headers=admin, status=201)
         inventory_of(testapp, admin, "remote", request)
         cluster, _ = wait_for(testapp, f"{CLUSTERS}/remote", admin, in_state("active", "failed"))
         assert cluster["state"] == "active", cluster["state_reason"]
@@ -127,6 +129,8 @@ def test_jobs_on_ssh_nodes_report_their_output(api, sshd_hosts, credential, tmp_
         assert ok["state"] == "succeeded" and ok["stdout"].startswith("from ")
         assert (bad["state"], bad["exit_code"], bad["stderr"]) == ("failed", 4, "oops\n")
         assert testapp.get(f"{jobs}/bad/stderr", headers=admin).text == "oops\n"
+        steps = {run["step"] for run in testapp.get(f"{CLUSTERS}/remote/runs?limit=100", headers=admin).json["items"]}
+        assert ("launch" in steps) == (delivery == "push"), steps
         assert_no_key_left(testapp.app, tmp_path / "var")
     finally:
         server.shutdown()

@@ -184,6 +184,7 @@ def test_local_inventory_has_the_documented_shape(tmp_path):
         "provisioner_project": PROJECT,
         "provisioner_provider": "local",
         "provisioner_workdir": workdir,
+        "provisioner_jobs_delivery": "pull",  # local nodes' agents always pull
     }
     hosts = inventory["all"]["children"]["nodes"]["hosts"]
     assert list(hosts) == ["node-1", "node-2", "node-3"]

@@ -57,6 +57,7 @@ from webtest.http import StopableWSGIServer
 
 from pyramid_app import main
 from pyramid_app.connections import database
+from pyramid_app.models.run import QUEUE_SIGNAL
 from pyramid_app.resources import app_root
 from pyramid_app.security import callback_keys, job_secret
 from tests.conftest import Client, assert_error, close, in_state, new_private_key, settings_for, wait_for
@@ -641,7 +642,12 @@ def test_links_in_a_work_dir_are_never_followed(attacks):
     follow = world.job(ALICE_JOBS, "follow", world.alice)
     assert follow["state"] == "failed" and follow["exit_code"] == 1, follow  # the last cat finds nothing
     assert lines_starting(follow["stdout"], "HIDDEN") == [str(work / name) for name in LINKS], follow["stdout"]
-    # a status sweep of the node ran after the links were made
+    # a status sweep of the node ran after the links were made (agents that
+    # pull get one only when silent: this one is asked for, over a job that runs)
+    world.testapp.post_json(ALICE_JOBS, {"name": "swept", "cpus": 0, "memory": "256M", "cmd": "sleep 30"},
+                            headers=world.alice, status=201)
+    wait_for(world.testapp, f"{ALICE_JOBS}/swept", world.alice, lambda j: j["state"] == "running")
+    sweep_now(world)
     wait_for(world.testapp, f"{PA}/clusters/ca/runs?limit=1000", world.alice, lambda runs: any(
         run["step"] == "status" and run["status"] == "successful" and run["started_at"]
         and datetime.fromisoformat(run["started_at"].replace("Z", "+00:00")).timestamp() >= ended - 1
@@ -658,6 +664,15 @@ def test_links_in_a_work_dir_are_never_followed(attacks):
         world.assert_nothing_stolen(text, "alice's jobs and runs")
     assert snapshot(world.before) == world.before
     assert all((work / name).is_symlink() for name in LINKS)  # and they are still only links
+    world.testapp.delete(f"{ALICE_JOBS}/swept", headers=world.alice)
+
+
+def sweep_now(world):
+    """Queue a status run of alice's cluster now."""
+    with database(world.app.registry).transaction() as connection:
+        root = app_root(connection)
+        assert root.projects["pa"].clusters["ca"].request_sweep(root.run_queue) is not None
+    QUEUE_SIGNAL.notify()
 
 
 @pytest.fixture(scope="module")
@@ -853,11 +868,13 @@ def test_the_same_machine_spelled_otherwise_is_still_bobs(bob_busy):
 def test_a_stored_inventory_naming_a_key_file_of_the_server_is_refused_at_run_time(attacks):
     """As if alice's cluster had been stored before the service checked
     (or its inventory were changed under it): its inventory names the
-    server's key file. The launch run of her next job and the sweeps are
-    refused before Ansible starts; once the inventory is hers again the
-    job fails as never launched."""
+    server's key file. A run over it (a status sweep of her running job) is
+    refused before Ansible starts."""
     world = attacks
     runs_url = f"{PA}/clusters/ca/runs?limit=1000"
+    world.testapp.post_json(ALICE_JOBS, {"name": "borrowed", "cmd": "sleep 30", "cpus": 0, "memory": "256M"},
+                            headers=world.alice, status=201)
+    wait_for(world.testapp, f"{ALICE_JOBS}/borrowed", world.alice, lambda j: j["state"] == "running")
     known = {run["name"] for run in world.get(runs_url, world.alice).json["items"]}
     with database(world.app.registry).transaction() as connection:
         cluster = app_root(connection).projects["pa"].clusters["ca"]
@@ -867,20 +884,17 @@ def test_a_stored_inventory_naming_a_key_file_of_the_server_is_refused_at_run_ti
                                              "          ansible_ssh_private_key_file: /root/.ssh/id_ed25519", 1)
         assert cluster.inventory != original
     try:
-        world.testapp.post_json(ALICE_JOBS, {"name": "borrowed", "cmd": "true", "cpus": 0, "memory": "256M"},
-                                headers=world.alice, status=201)
+        sweep_now(world)
         runs = wait_for(world.testapp, runs_url, world.alice, lambda body: any(
-            run["name"] not in known and run["step"] == "launch" and run["status"] not in ("queued", "running")
+            run["name"] not in known and run["step"] == "status" and run["status"] not in ("queued", "running")
             for run in body["items"]), timeout=60)[0]["items"]
     finally:
         with database(world.app.registry).transaction() as connection:
             app_root(connection).projects["pa"].clusters["ca"].inventory = original
-    launch = [run for run in runs if run["name"] not in known and run["step"] == "launch"][0]
-    assert launch["status"] == "failed" and "key file on the server" in launch["status_reason"], launch
-    assert launch["events"] == 0, launch  # Ansible never started
-    job = world.job(ALICE_JOBS, "borrowed", world.alice)
-    assert job["state"] == "failed" and job["attempts"] == 1 and job["started_at"] is None, job
-    assert "could not be launched" in job["fail_reason"] and "key file on the server" in job["fail_reason"], job
+        world.testapp.delete(f"{ALICE_JOBS}/borrowed", headers=world.alice)
+    sweep = [run for run in runs if run["name"] not in known and run["step"] == "status"][0]
+    assert sweep["status"] == "failed" and "key file on the server" in sweep["status_reason"], sweep
+    assert sweep["events"] == 0, sweep  # Ansible never started
 
 
 # ---------------------------------------------------------------- uploads
