@@ -49,6 +49,9 @@ MATRIX = [
     ("healthz",           "GET",    200,  200,  200,  200,  200,  200,  200,  200),
     ("token",             "POST",   201,  201,  201,  201,  201,  201,  201,  201),
     ("job_reports",       "POST",   403,  403,  403,  403,  403,  403,  403,  403),  # the job's secret decides
+    ("agent_poll",        "POST",   403,  403,  403,  403,  403,  403,  403,  403),  # the node's secret decides
+    ("agent_reports",     "POST",   403,  403,  403,  403,  403,  403,  403,  403),
+    ("agent_files",       "GET",    403,  403,  403,  403,  403,  403,  403,  403),
     # any user with a live token
     ("token",             "DELETE", 401,  401,  401,  204,  204,  204,  204,  204),
     ("me",                "GET",    401,  401,  401,  200,  200,  200,  200,  200),
@@ -126,6 +129,8 @@ PATHS = {
     "jobs": f"{CLUSTER}/jobs", "job": f"{CLUSTER}/jobs/waiting", "job_stdout": f"{CLUSTER}/jobs/waiting/stdout",
     "job_stderr": f"{CLUSTER}/jobs/waiting/stderr", "job_restart": f"{CLUSTER}/jobs/stopped/restart",
     "all_jobs": "/v1/jobs", "job_reports": "/v1/job-reports", "uploads": "/v1/uploads?path=matrix.txt",
+    "agent_poll": "/v1/agents/poll", "agent_reports": "/v1/agents/reports",
+    "agent_files": "/v1/agents/files?path=matrix.txt",
     "project_uploads": f"{PROJECT}/uploads?path=matrix.txt",
     "credentials": f"{PROJECT}/credentials", "credential": f"{PROJECT}/credentials/key1",
     "warnings": "/v1/warnings",
@@ -134,6 +139,8 @@ QUERIES = {("jobs", "DELETE"): "?state=queued"}
 BODIES = {
     ("token", "POST"): {"username": "mark", "password": PASSWORD},
     ("job_reports", "POST"): {"job": "{job_id}", "attempt": 1, "secret": "0" * 64},
+    ("agent_poll", "POST"): {"holding": [], "wait": 0},
+    ("agent_reports", "POST"): {"reports": [], "holding": []},
     ("projects", "POST"): {"name": "another"},
     ("user", "PUT"): {"password": "a-new-password"},
     ("services", "POST"): {"name": "extra", "version": "2.0", "description": "Another version."},
