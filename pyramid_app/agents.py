@@ -2,11 +2,13 @@
 are, what they are told, and when one has gone quiet.
 
 An agent names itself by project, cluster, cluster id and node, and proves
-it with a secret derived from the service's callback key (never stored:
-`agent_secret`), useless for any other node or cluster. What it is told is
+it with a secret derived from the service's callback key and the node's
+place (machine and directory; never stored: `agent_secret`), useless for
+any other node, place or cluster. What it is told is
 computed from the database alone, so any API process answers any agent: the
 jobs launching on its node it does not hold, and those it holds that are no
 longer out there (to drop, or kill)."""
+import functools
 import hashlib
 import hmac
 import os
@@ -14,8 +16,12 @@ import threading
 import time
 from urllib.parse import quote
 
+from BTrees.OOBTree import intersection
+
 from .errors import APIError
-from .models.job import ACTIVE, is_out
+from .models.cluster import agent_places
+from .models.job import is_out
+from .rendering import parse_inventory
 from .security import callback_keys
 from .uploads import project_upload_dir, upload_target
 
@@ -26,8 +32,14 @@ SECRET_HEADER = "X-Provisioner-Agent-Secret"
 LEASE_SECONDS = 30.0
 
 
-def agent_secret(key, cluster_id, node):
-    return hmac.new(key, f"agent:{cluster_id}:{node}".encode(), hashlib.sha256).hexdigest()
+def agent_secret(key, cluster_id, node, place):
+    return hmac.new(key, f"agent:{cluster_id}:{node}:{place}".encode(), hashlib.sha256).hexdigest()
+
+
+@functools.lru_cache(maxsize=256)
+def places_of(inventory_text):
+    """agent_places of a stored inventory, parsed once per process."""
+    return agent_places(parse_inventory(inventory_text))
 
 
 class Gone(APIError):
@@ -36,23 +48,26 @@ class Gone(APIError):
 
 
 def authenticate(request):
-    """The cluster and node an agent's request speaks for: 403 for a wrong
-    secret (checked first: a stranger learns nothing of what exists), 410
-    for a cluster that is no more (the agent then ends). A node the cluster
-    does not have yet (being created) or any more (its teardown stops the
-    agent) is told nothing."""
+    """The cluster and node an agent's request speaks for: 403 for a secret
+    that is not that of the node at its place in the cluster's inventory (a
+    stranger learns nothing of what exists; an agent left behind by a node
+    that moved or was removed ends), 410 for a cluster being deleted (the
+    agent ends too)."""
     claimed = request.headers.get(HEADER, "").split("/")
     presented = request.headers.get(SECRET_HEADER, "")
     if len(claimed) != 4 or not presented:
         raise APIError(f"Send {HEADER}: <project>/<cluster>/<cluster id>/<node> and {SECRET_HEADER}.",
                        status=403, code="Forbidden")
     project_name, cluster_name, cluster_id, node = claimed
-    keys = callback_keys(request.app_root, request.registry.keyring)
-    if not any(hmac.compare_digest(agent_secret(key, cluster_id, node), presented) for key in keys):
-        raise APIError("The agent secret does not match this node.", status=403, code="Forbidden")
     project = request.app_root.projects.get(project_name)
     cluster = project.clusters.get(cluster_name) if project is not None else None
-    if cluster is None or cluster.id != cluster_id or cluster.state in ("deleting", "deleted"):
+    # the node where the cluster's inventory has it now: an agent left at a
+    # place the node moved from does not match (nor does any guess)
+    place = places_of(cluster.inventory).get(node, "") if cluster is not None and cluster.id == cluster_id else ""
+    keys = callback_keys(request.app_root, request.registry.keyring)
+    if not any(hmac.compare_digest(agent_secret(key, cluster_id, node, place), presented) for key in keys):
+        raise APIError("The agent secret does not match this node.", status=403, code="Forbidden")
+    if cluster.state in ("deleting", "deleted"):
         raise Gone(f"Cluster {project_name}/{cluster_name} ({cluster_id}) is gone.")
     PRESENCE.seen(cluster.id, node)
     return cluster, node
@@ -64,9 +79,9 @@ def answer(cluster, node, holding, context):
     longer out there."""
     held = set(holding)
     jobs = []
-    for name in cluster.jobs.names_where("state", "launching"):
+    for name in intersection(cluster.jobs.names_where("state", "launching"), cluster.jobs.names_where("node", node)):
         job = cluster.jobs[name]
-        if job.node == node and job.attempt_name not in held:
+        if job.attempt_name not in held:
             jobs.append(job)
     jobs.sort(key=lambda job: (-job.priority, job.updated_at))
     drop = []
@@ -77,10 +92,6 @@ def answer(cluster, node, holding, context):
                 or not is_out(job, int(attempt)):
             drop.append(attempt_name)
     return {"jobs": [pulled_spec(cluster, job, context) for job in jobs], "drop": drop}
-
-
-def jobs_out(cluster):
-    return any(len(cluster.jobs.names_where("state", state)) for state in ACTIVE)
 
 
 class SpecContext:
@@ -102,18 +113,19 @@ def sandbox_for(cluster, job, context):
 
 
 def job_spec(cluster, job, context):
-    """The wrapper's spec of the job's current attempt (without how it reports)."""
+    """The wrapper's spec of the job's current attempt (without how it
+    reports), with the budget and priority an agent starts it by."""
     return {"id": job.id, "attempt": job.attempts, "dir": cluster.job_dir(job), "cmd": job.cmd, "cwd": job.cwd,
             "env": job.env, "time_limit": job.time_limit, "memory_limit": job.memory_mb * 1024 * 1024,
-            "sandbox": sandbox_for(cluster, job, context),
+            "sandbox": sandbox_for(cluster, job, context), "cpus": job.cpus, "memory_mb": job.memory_mb,
+            "priority": job.priority,
             "files": [{"upload": name, "staged": cluster.staged_upload(job.node, name)} for name in job.files]}
 
 
 def pulled_spec(cluster, job, context):
-    """A job's spec as an agent pulls it: with its budget and priority, and
-    where to fetch each upload (with its digest, so that one fetched before
-    is not fetched again)."""
-    spec = dict(job_spec(cluster, job, context), cpus=job.cpus, memory_mb=job.memory_mb, priority=job.priority)
+    """A job's spec as an agent pulls it: with where to fetch each upload
+    (and its digest, so that one fetched before is not fetched again)."""
+    spec = job_spec(cluster, job, context)
     root = project_upload_dir(context.var_dir, cluster.project.id)
     for entry in spec["files"]:
         entry.update(url=f"/v1/agents/files?path={quote(entry['upload'])}",

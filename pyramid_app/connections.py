@@ -42,7 +42,7 @@ READ_ONLY_POSTS = ("/v1/agents/poll",)  # POSTs for their body's size, reads tha
 
 
 def is_read_only(request):
-    return request.method in READ_ONLY_METHODS or (request.method == "POST" and request.path in READ_ONLY_POSTS)
+    return request.method in READ_ONLY_METHODS or (request.method == "POST" and request.path_info in READ_ONLY_POSTS)
 
 
 def database(registry):

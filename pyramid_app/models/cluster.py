@@ -20,7 +20,7 @@ from ..rendering import (CREDENTIALS_VARIABLE, TemplateError, Unsafe, effective_
 from ..sealing import open_values, seal_values
 from ..resources import Folder
 from .base import Entity, new_id
-from .job import ACTIVE, JobTable
+from .job import ACTIVE, JobTable, jobs_out
 from .run import AGENT_SIGNAL, SCHEDULE_REQUESTS, Run, RunLog, after_commit
 
 STEP_STATES = {"create": "queued", "update": "updating", "teardown": "deleting"}
@@ -116,6 +116,14 @@ def node_places(inventory):
         if directory:
             places.append((machine_of(variables, host), posixpath.normpath(str(directory))))
     return places
+
+
+def agent_places(inventory):
+    """Where each node of a parsed inventory is, as one string: its agent's
+    secret is bound to it, so an agent left where a node was (a node that
+    moved to another host, or from local to ssh) is refused."""
+    return {host: f"{machine_of(variables, host)}:{posixpath.normpath(str(variables['provisioner_node_dir']))}"
+            for host, variables in effective_hostvars(inventory).items() if variables.get("provisioner_node_dir")}
 
 
 def overlapping(one, other):
@@ -443,22 +451,26 @@ class Cluster(Entity):
         self.runs.append(run, queue.push(run))
         return run
 
-    def request_sweep(self, queue):
-        """Queue one status run for the jobs launching or running, unless one
-        is waiting already."""
+    def request_sweep(self, queue, nodes=None):
+        """Queue one status run for the jobs launching or running on `nodes`
+        (every node when None; the run is limited to them), unless one is
+        waiting already. Where agents pull, the dispatcher names the nodes
+        whose agent went silent: the run starts their agent again, or finds
+        them unreachable."""
         if self.sweep is not None and not self.sweep.finished:
             return None
         ids = {}
-        # a pulling agent holds the launching jobs it has not started in
-        # memory: they are on no disk to report, and its next poll has them again
-        for state in ("running",) if self.delivery == "pull" else ACTIVE:
+        for state in ACTIVE:
             for name in self.jobs.names_where("state", state):
                 job = self.jobs[name]
-                ids.setdefault(job.node, []).append(job.attempt_name)
+                if nodes is None or job.node in nodes:
+                    ids.setdefault(job.node, []).append(job.attempt_name)
         if not ids:
-            self.app_root.job_clusters.pop((self.project.name, self.name), None)
+            if not jobs_out(self.jobs):
+                self.app_root.job_clusters.pop((self.project.name, self.name), None)
             return None
-        self.sweep = Run("status", "job_status.yml", self.inventory,
+        limit = None if nodes is None else ",".join(sorted(ids))
+        self.sweep = Run("status", "job_status.yml", self.inventory, limit=limit,
                          extravars={"provisioner_jobs_status_ids": ids})
         self.runs.append(self.sweep, queue.push(self.sweep))
         return self.sweep

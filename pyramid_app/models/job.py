@@ -107,6 +107,11 @@ def is_out(job, attempt):
     return job.state in ACTIVE and attempt == job.attempts
 
 
+def jobs_out(jobs):
+    """Whether any job of a JobTable is launching or running."""
+    return any(jobs.count("state", state) for state in ACTIVE)
+
+
 def from_epoch(seconds):
     return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc)
 

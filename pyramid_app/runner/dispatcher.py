@@ -16,9 +16,10 @@ import ansible_runner
 import transaction
 from ZODB.POSException import POSKeyError
 
-from ..agents import PRESENCE, SpecContext, agent_secret, job_spec, jobs_out
+from ..agents import PRESENCE, SpecContext, agent_secret, job_spec
+from ..models.job import jobs_out
 from ..models.run import AGENT_SIGNAL, QUEUE_SIGNAL, SCHEDULE_REQUESTS, SCHEDULE_SIGNAL
-from ..models.cluster import identity_problem, misplaced_local_node, node_resources
+from ..models.cluster import agent_places, identity_problem, misplaced_local_node, node_resources
 from ..rendering import CREDENTIALS_VARIABLE, SECRETS_VARIABLE, effective_hostvars, parse_inventory
 from ..resources import app_root
 from ..security import callback_keys, job_secret
@@ -253,10 +254,12 @@ class Dispatcher:
         only for a node whose agent has been silent past its lease: the run
         starts it again, or finds the node gone."""
         for cluster in list(root.job_clusters.values()):
-            if cluster.delivery == "pull" and not any(
-                    PRESENCE.silent(cluster.id, node) for node in cluster.node_resources) and jobs_out(cluster):
-                continue
-            cluster.request_sweep(root.run_queue)
+            if cluster.delivery == "pull":
+                silent = {node for node in cluster.node_resources if PRESENCE.silent(cluster.id, node)}
+                if silent or not jobs_out(cluster.jobs):
+                    cluster.request_sweep(root.run_queue, silent)
+            else:
+                cluster.request_sweep(root.run_queue)
 
     def _claim(self, connection):
         root = app_root(connection)
@@ -421,7 +424,8 @@ class Dispatcher:
         return {AGENT_VARIABLE: {
             "url": self.callback_url if delivery == "pull" and self.callback_url else "",
             "project": cluster.project.name, "cluster": cluster.name, "cluster_id": cluster.id,
-            "secrets": {node: agent_secret(callback_key, cluster.id, node) for node in nodes}}}
+            "secrets": {node: agent_secret(callback_key, cluster.id, node, place)
+                        for node, place in agent_places(inventory).items() if node in nodes}}}
 
     def _prepare(self, directory, run):
         if directory.exists():

@@ -19,7 +19,7 @@ import yaml
 from webtest.http import StopableWSGIServer
 
 from pyramid_app import main
-from pyramid_app.agents import agent_secret
+from pyramid_app.agents import agent_secret, places_of
 from pyramid_app.connections import database
 from pyramid_app.resources import app_root
 from pyramid_app.schemas.agents import MAX_WAIT
@@ -60,12 +60,20 @@ class Env:
         with database(registry).transaction() as connection:
             return callback_keys(app_root(connection), registry.keyring)[0]
 
+    def place(self, project, cluster, node):
+        """Where the node is in its cluster's inventory (its secret is bound to it)."""
+        with database(self.testapp.app.registry).transaction() as connection:
+            return places_of(app_root(connection).projects[project].clusters[cluster].inventory)[node]
+
+    def secret(self, project, cluster, node, key=None):
+        return agent_secret(key or self.key(), self.ids[(project, cluster)], node, self.place(project, cluster, node))
+
     def agent(self, project, cluster, node, secret=None, cluster_id=None, secret_of=None):
-        """The headers of a node's agent; `secret_of` (cluster id, node) signs
-        with another node's secret."""
+        """The headers of a node's agent; `secret_of` (project, cluster, node)
+        signs with another node's secret."""
         cluster_id = cluster_id or self.ids[(project, cluster)]
         if secret is None:
-            secret = agent_secret(self.key(), *(secret_of or (cluster_id, node)))
+            secret = self.secret(*(secret_of or (project, cluster, node)))
         return {"X-Provisioner-Agent": f"{project}/{cluster}/{cluster_id}/{node}",
                 "X-Provisioner-Agent-Secret": secret}
 
@@ -234,7 +242,7 @@ def test_each_node_runs_its_agent_with_a_private_config_of_its_own(env):
             text = config_path.read_text()
             assert not [secret for secret in forbidden if secret and secret in text]
             config = json.loads(text)
-            assert config["secret"] == agent_secret(key, env.ids[(project, cluster)], node)
+            assert config["secret"] == env.secret(project, cluster, node, key)
             assert (config["url"], config["project"], config["cluster"], config["cluster_id"], config["node"]) == \
                 (env.url, project, cluster, env.ids[(project, cluster)], node)
             assert config["cpus"] == CLUSTERS[(project, cluster)].get("cpus_per_node", 2)
@@ -418,16 +426,16 @@ def test_a_secret_is_good_for_its_own_node_and_cluster_only(env):
     assert_error(poll(env, env.agent("demo", "pair", "node-1", secret=env.agent("demo", "pair", "node-1")
                                      ["X-Provisioner-Agent-Secret"][:-1]), status=403), 403)
     # node-1's secret for node-2
-    assert_error(poll(env, env.agent("demo", "pair", "node-2", secret_of=(pair, "node-1")), status=403), 403)
+    assert_error(poll(env, env.agent("demo", "pair", "node-2", secret_of=("demo", "pair", "node-1")), status=403), 403)
     # cluster A's node's secret with cluster B's id (another project), either way round
-    assert_error(poll(env, env.agent("other", "theirs", "node-1", secret_of=(pair, "node-1")), status=403), 403)
-    assert_error(poll(env, env.agent("demo", "pair", "node-1", cluster_id=theirs, secret_of=(pair, "node-1")),
+    assert_error(poll(env, env.agent("other", "theirs", "node-1", secret_of=("demo", "pair", "node-1")), status=403), 403)
+    assert_error(poll(env, env.agent("demo", "pair", "node-1", cluster_id=theirs, secret_of=("demo", "pair", "node-1")),
                       status=403), 403)
     # a real agent of "other" naming demo's cluster is told nothing
     lying = poll(env, env.agent("demo", "pair", "node-1", cluster_id=theirs), status="*")
     assert lying.status_int in (403, 410), lying.text
     # a secret made with another key
-    assert_error(poll(env, env.agent("demo", "pair", "node-1", secret=agent_secret(b"k" * 32, pair, "node-1")),
+    assert_error(poll(env, env.agent("demo", "pair", "node-1", secret=env.secret("demo", "pair", "node-1", b"k" * 32)),
                       status=403), 403)
     for headers in (env.agent("demo", "pair", "node-1"), env.agent("other", "theirs", "node-1")):
         assert poll(env, headers).json["drop"] == []
