@@ -421,7 +421,7 @@ def test_agent_endpoints_need_the_agent_headers_and_not_a_users_token(env):
 
 
 def test_a_secret_is_good_for_its_own_node_and_cluster_only(env):
-    pair, theirs = env.ids[("demo", "pair")], env.ids[("other", "theirs")]
+    theirs = env.ids[("other", "theirs")]
     assert_error(poll(env, env.agent("demo", "pair", "node-1", secret="0" * 64), status=403), 403)
     assert_error(poll(env, env.agent("demo", "pair", "node-1", secret=env.agent("demo", "pair", "node-1")
                                      ["X-Provisioner-Agent-Secret"][:-1]), status=403), 403)
