@@ -20,7 +20,7 @@ from BTrees.OOBTree import intersection
 
 from .errors import APIError
 from .models.cluster import agent_places
-from .models.job import is_out
+from .models.job import ACTIVE, is_out
 from .rendering import parse_inventory
 from .security import callback_keys
 from .uploads import project_upload_dir, upload_target
@@ -92,6 +92,14 @@ def answer(cluster, node, holding, context):
                 or not is_out(job, int(attempt)):
             drop.append(attempt_name)
     return {"jobs": [pulled_spec(cluster, job, context) for job in jobs], "drop": drop}
+
+
+def named_by_jobs_out(cluster, node, upload):
+    """Whether a job launching or running on `node` names `upload` (a node
+    fetches only what its own jobs need)."""
+    on_node = cluster.jobs.names_where("node", node)
+    return any(upload in cluster.jobs[name].files
+               for state in ACTIVE for name in intersection(cluster.jobs.names_where("state", state), on_node))
 
 
 class SpecContext:

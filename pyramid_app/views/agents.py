@@ -6,7 +6,7 @@ import time
 from pyramid.response import FileResponse
 
 from .. import settings
-from ..agents import SpecContext, answer, authenticate
+from ..agents import SpecContext, answer, authenticate, named_by_jobs_out
 from ..api import endpoint
 from ..errors import NotFound
 from ..models.run import AGENT_SIGNAL
@@ -94,12 +94,13 @@ def agent_reports(request):
     return answer(cluster, node, request.validated["holding"], _context(request))
 
 
-@endpoint("agent_files", "GET", summary="For node agents: an upload of the cluster's project that a job names.",
+@endpoint("agent_files", "GET", summary="For node agents: an upload that a job launching or running on the "
+          "node names.",
           query=schemas.FileQuery(), produces="application/octet-stream", errors=(400, 403, 404, 410), tags=TAGS)
 def agent_file(request):
-    cluster, _ = authenticate(request)
+    cluster, node = authenticate(request)
     root = project_upload_dir(settings.get(request.registry, "var_dir"), cluster.project.id)
     target, normal = upload_target(root, request.validated_query["path"])
-    if not target.is_file():
-        raise NotFound(f"Project {cluster.project.name!r} has no upload {normal!r}.")
+    if not target.is_file() or not named_by_jobs_out(cluster, node, request.validated_query["path"]):
+        raise NotFound(f"No job out on {node} names an upload {normal!r} of project {cluster.project.name!r}.")
     return FileResponse(str(target), request=request, content_type="application/octet-stream")

@@ -506,7 +506,17 @@ def test_an_agent_fetches_only_its_own_projects_uploads(env):
                     status=201)
     env.testapp.put(f"/v1/projects/other/uploads?path={theirs_only}", b"other's\n",
                     headers=dict(env.api.as_admin, **OCTETS), status=201)
+    # served only to a node with a job out that names it
     demo, other = env.agent("demo", "pair", "node-1"), env.agent("other", "theirs", "node-1")
+    assert_error(env.testapp.get(f"/v1/agents/files?path={path}", headers=demo, status=404), 404)
+    holders = {unique("holds-mine"): ("demo", "pair", path), unique("holds-theirs"): ("other", "theirs", theirs_only)}
+    for name, (project, cluster, upload) in holders.items():
+        submit(env, {"name": name, "cmd": "sleep 60", "node": "node-1", "files": [upload]}, project=project,
+               cluster=cluster)
+    for name, (project, cluster, _) in holders.items():
+        until(lambda: job_of(env, name, project, cluster)["state"] == "running", 60, f"{name} never ran")
+    assert_error(env.testapp.get(f"/v1/agents/files?path={path}", headers=env.agent("demo", "pair", "node-2"),
+                                 status=404), 404)
     assert env.testapp.get(f"/v1/agents/files?path={path}", headers=demo).body == b"demo's\n"
     assert env.testapp.get(f"/v1/agents/files?path={theirs_only}", headers=other).body == b"other's\n"
     assert_error(env.testapp.get(f"/v1/agents/files?path={theirs_only}", headers=demo, status=404), 404)
@@ -515,6 +525,8 @@ def test_an_agent_fetches_only_its_own_projects_uploads(env):
     for bad in ("../Data.fs", "../../Data.fs", "/etc/passwd", f"../{other_id}/{theirs_only}", "", "inputs/"):
         response = env.testapp.get("/v1/agents/files", {"path": bad}, headers=demo, status="*")
         assert_error(response, 400)
+    for name, (project, cluster, _) in holders.items():
+        env.testapp.delete(f"{env.jobs(project, cluster)}/{name}", headers=env.api.as_admin)
     # an agent's job that names the upload gets it, through the agent
     name = unique("reads-upload")
     submit(env, {"name": name, "cmd": f"cat {path}", "files": [path]})
