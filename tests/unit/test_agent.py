@@ -1,0 +1,112 @@
+"""The node agent's own rules, with real supervisors and real processes
+(no service: a push agent, fed by hand): what starts when, and what never
+starts."""
+import importlib.util
+import json
+import os
+import time
+from importlib.machinery import SourceFileLoader
+from pathlib import Path
+
+import pytest
+
+from tests.server import REPOSITORY
+
+def load_agent():
+    loader = SourceFileLoader("provisioner_agent",
+                              str(REPOSITORY / "roles" / "provisioner_jobs" / "files" / "provisioner-agent"))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader("provisioner_agent", loader))
+    loader.exec_module(module)
+    return module
+
+
+AGENT = load_agent()
+
+
+@pytest.fixture
+def agent(tmp_path):
+    node_dir = tmp_path / "node-1"
+    (node_dir / "jobs").mkdir(parents=True)
+    (node_dir / "queue").mkdir()
+    return AGENT.Agent(str(node_dir), {"mode": "push", "cpus": 3, "memory_mb": 4096})
+
+
+def spec(agent, name, cmd="true", cpus=1, priority=0):
+    return {"id": name, "attempt": 1, "dir": os.path.join(agent.jobs_dir, f"{name}-1"), "cmd": cmd, "cwd": "",
+            "env": {}, "time_limit": 60, "memory_limit": None, "sandbox": None, "files": [], "cpus": cpus,
+            "memory_mb": 256, "priority": priority}
+
+
+def enqueue(agent, *specs):
+    for one in specs:
+        Path(agent.queue_dir, f"{one['id']}-1.json").write_text(json.dumps(one))
+    agent.take(list(specs))
+
+
+def status(agent, name):
+    path = Path(agent.jobs_dir, f"{name}-1", "status.json")
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def settle(agent, until, timeout=20):
+    """Run the agent's loop by hand until `until()`."""
+    deadline = time.monotonic() + timeout
+    while not until():
+        assert time.monotonic() < deadline, "the agent never got there"
+        agent.reap()
+        agent.start_what_fits()
+        time.sleep(0.02)
+
+
+def test_a_job_bigger_than_the_nodes_whole_budget_fails_instead_of_waiting(agent):
+    enqueue(agent, spec(agent, "huge", cpus=4))
+    agent.start_what_fits()
+    assert "huge-1" not in agent.waiting and "huge-1" not in agent.held
+    assert status(agent, "huge")["fail_reason"] == "too big"
+
+
+def test_a_smaller_job_passes_a_bigger_one_until_that_one_has_waited_long(agent):
+    enqueue(agent, spec(agent, "blocker", cmd="sleep 3", cpus=2))
+    agent.start_what_fits()
+    assert list(agent.held) == ["blocker-1"]
+    enqueue(agent, spec(agent, "big", cpus=2, priority=5), spec(agent, "small", cpus=1))
+    agent.arrived["big-1"] = time.monotonic() - AGENT.BACKFILL_SECONDS - 1  # it has waited long
+    agent.start_what_fits()
+    assert "small-1" in agent.waiting, "the small job passed a big one that waited past BACKFILL_SECONDS"
+    settle(agent, lambda: status(agent, "big") is not None and status(agent, "small") is not None)
+    assert status(agent, "big")["started_at"] <= status(agent, "small")["started_at"]
+
+
+def test_a_small_job_fills_the_room_a_fresh_big_one_cannot_use(agent):
+    enqueue(agent, spec(agent, "blocker", cmd="sleep 3", cpus=2))
+    agent.start_what_fits()
+    enqueue(agent, spec(agent, "big", cpus=2, priority=5), spec(agent, "small", cpus=1))
+    agent.start_what_fits()
+    assert "small-1" in agent.held and "big-1" in agent.waiting
+    settle(agent, lambda: status(agent, "big") is not None)
+
+
+def test_a_cancelled_push_job_is_never_started(agent):
+    enqueue(agent, spec(agent, "kept"), spec(agent, "cancelled"))
+    os.unlink(Path(agent.queue_dir, "cancelled-1.json"))  # what `provisioner-job kill` does
+    settle(agent, lambda: status(agent, "kept") is not None)
+    assert not Path(agent.jobs_dir, "cancelled-1").exists()
+
+
+def test_a_job_handed_twice_never_gets_a_second_supervisor(agent):
+    one = spec(agent, "once", cmd="echo ran >> $PROVISIONER_JOB_DIR/../../runs; sleep 1")
+    enqueue(agent, one)
+    agent.start_what_fits()
+    agent.held.clear()  # as a new agent would be, knowing nothing
+    enqueue(agent, one)
+    agent.start_what_fits()
+    settle(agent, lambda: status(agent, "once") is not None)
+    assert Path(agent.jobs_dir, "runs").read_text() == "ran\n"
+
+
+def test_specs_for_another_place_are_refused(agent, tmp_path):
+    elsewhere = dict(spec(agent, "moved"), dir=str(tmp_path / "elsewhere" / "jobs" / "moved-1"))
+    agent.take([elsewhere])
+    assert "moved-1" not in agent.waiting and "moved-1" in agent.holding()
+    agent.drop(["moved-1"])
+    assert "moved-1" not in agent.holding()
