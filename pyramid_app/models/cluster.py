@@ -26,7 +26,7 @@ from .run import AGENT_SIGNAL, SCHEDULE_REQUESTS, Run, RunLog, after_commit
 STEP_STATES = {"create": "queued", "update": "updating", "teardown": "deleting"}
 JOB_STEPS = ("launch", "status", "cancel")
 # a node with an agent holds jobs up to this many times what it runs at once
-AGENT_QUEUE_DEPTH = 4
+AGENT_QUEUE_DEPTH = 8
 LIVE_STATES = ("queued", "starting", "active", "updating", "failed")
 KEY_FILE_VARIABLES = ("ansible_ssh_private_key_file", "ansible_private_key_file")
 SANDBOX_PACKAGE = "bubblewrap"
