@@ -11,9 +11,13 @@ MAX_WAIT = 30
 
 
 class AgentReport(AttemptReport):
-    """One attempt's state, named by job id and attempt."""
+    """One attempt's state, named by job id and attempt. An agent knows the
+    jobs it holds: it never says one is "missing" (which would queue it
+    again without counting the attempt)."""
 
     id = colander.SchemaNode(StrictString(), validator=colander.Length(1, 64))
+    state = colander.SchemaNode(StrictString(), missing="finished",
+                                validator=colander.OneOf(["running", "finished", "lost"]))
 
 
 class Holding(colander.SequenceSchema):

@@ -531,3 +531,17 @@ def test_an_agent_fetches_only_its_own_projects_uploads(env):
     name = unique("reads-upload")
     submit(env, {"name": name, "cmd": f"cat {path}", "files": [path]})
     assert finished(env, name)["stdout"] == "demo's\n"
+
+
+def test_an_agent_cannot_say_a_job_is_missing(env):
+    """"missing" (queue again, the attempt uncounted) is for status runs that
+    find no directory; an agent saying it of a job is refused whole (400)
+    and the job is untouched."""
+    name = unique("not-missing")
+    job = submit(env, {"name": name, "cmd": "sleep 5", "node": "node-1"}).json
+    until(lambda: job_of(env, name)["state"] == "running", 60, f"{name} never ran")
+    response = env.testapp.post_json("/v1/agents/reports", {
+        "reports": [{"id": job["id"], "attempt": 1, "state": "missing"}], "holding": []},
+        headers=env.agent("demo", "pair", "node-1"), status="*")
+    assert_error(response, 400)
+    assert finished(env, name)["state"] == "succeeded" and job_of(env, name)["attempts"] == 1
