@@ -18,6 +18,12 @@ requires = [
     "ansible-runner>=2.4",
     "ansible-core>=2.16",
     "ZEO",
+    # RelStorage on PostgreSQL (postgres:// zodburi URIs, its resolver). Its
+    # `postgresql` extra pulls psycopg2, a source package that compiles
+    # against libpq (pg_config, libpq-dev); psycopg2-binary is the same
+    # module as a wheel with libpq inside, so it installs without a compiler.
+    "RelStorage>=4",
+    "psycopg2-binary",
     # JSON responses: about 50 times faster than json.dumps (API reads, bench/)
     "orjson",
     # Secrets sealed at rest with AES-GCM, and SSH private keys read and

@@ -11,25 +11,28 @@ longer out there (to drop, or kill)."""
 import functools
 import hashlib
 import hmac
-import os
 import threading
 import time
 from urllib.parse import quote
 
+import transaction
 from BTrees.OOBTree import intersection
+from ZODB.POSException import ConflictError
 
+from .connections import database
 from .errors import APIError
 from .models.cluster import agent_places
 from .models.job import ACTIVE, is_out
 from .rendering import parse_inventory
+from .resources import app_root
 from .security import callback_keys
-from .uploads import project_upload_dir, upload_target
 
 HEADER = "X-Provisioner-Agent"
 SECRET_HEADER = "X-Provisioner-Agent-Secret"
 # an agent silent this long (no poll, no report) is looked at by a status run,
 # which restarts it or finds its node gone
 LEASE_SECONDS = 30.0
+NOTE_SECONDS = LEASE_SECONDS / 3
 
 
 def agent_secret(key, cluster_id, node, place):
@@ -69,7 +72,7 @@ def authenticate(request):
         raise APIError("The agent secret does not match this node.", status=403, code="Forbidden")
     if cluster.state in ("deleting", "deleted"):
         raise Gone(f"Cluster {project_name}/{cluster_name} ({cluster_id}) is gone.")
-    PRESENCE.seen(cluster.id, node)
+    PRESENCE.seen(database(request.registry), cluster.id, node)
     return cluster, node
 
 
@@ -104,12 +107,11 @@ def named_by_jobs_out(cluster, node, upload):
 
 class SpecContext:
     """What a job's spec needs beyond the job: how local nodes sandbox their
-    jobs, and the var dir uploads live in."""
+    jobs."""
 
-    def __init__(self, sandbox, sandbox_available, var_dir):
+    def __init__(self, sandbox, sandbox_available):
         self.sandbox = sandbox
         self.sandbox_available = sandbox_available
-        self.var_dir = var_dir
 
 
 def sandbox_for(cluster, job, context):
@@ -132,62 +134,53 @@ def job_spec(cluster, job, context):
 
 def pulled_spec(cluster, job, context):
     """A job's spec as an agent pulls it: with where to fetch each upload
-    (and its digest, so that one fetched before is not fetched again)."""
+    (and its digest, stored with it, so that one fetched before is not
+    fetched again; None for an upload no longer stored)."""
     spec = job_spec(cluster, job, context)
-    root = project_upload_dir(context.var_dir, cluster.project.id)
+    uploads = cluster.project.uploads
     for entry in spec["files"]:
-        entry.update(url=f"/v1/agents/files?path={quote(entry['upload'])}",
-                     digest=DIGESTS.of(upload_target(root, entry["upload"])[0]))
+        entry.update(url=f"/v1/agents/files?path={quote(entry['upload'])}", digest=uploads.digest(entry["upload"]))
     return spec
 
 
-class Digests:
-    """sha256 of upload files, computed again only when a file changes."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._known = {}  # path -> ((mtime_ns, size, inode), digest)
-
-    def of(self, path):
-        try:
-            facts = os.stat(path)
-        except OSError:
-            return None
-        stamp = (facts.st_mtime_ns, facts.st_size, facts.st_ino)
-        with self._lock:
-            known = self._known.get(str(path))
-        if known and known[0] == stamp:
-            return known[1]
-        digest = hashlib.sha256()
-        with open(path, "rb") as stream:
-            for chunk in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(chunk)
-        with self._lock:
-            self._known[str(path)] = (stamp, digest.hexdigest())
-        return digest.hexdigest()
-
-
-DIGESTS = Digests()
-
-
 class Presence:
-    """When this process last heard from each agent. In memory: a write per
-    poll would make every poll a transaction; a process that just started
-    counts its start as having heard from everyone (they get a lease to call)."""
+    """When agents were last heard from, kept in the database
+    (`root.agent_presence`: (cluster id, node) -> unix time) so that a
+    worker in any process can tell a silent one. Each process writes a
+    node's time at most every NOTE_SECONDS, in a transaction of its own: a
+    poll stays a read, and polls of other nodes touch other keys."""
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._seen = {}  # (cluster id, node) -> monotonic time
-        self._started = time.monotonic()
+        self._noted = {}  # (cluster id, node) -> when this process last wrote it
 
-    def seen(self, cluster_id, node):
+    def seen(self, db, cluster_id, node):
+        key, now = (cluster_id, node), time.time()
         with self._lock:
-            self._seen[(cluster_id, node)] = time.monotonic()
+            if now - self._noted.get(key, 0.0) < NOTE_SECONDS:
+                return
+            self._noted[key] = now
+        manager = transaction.TransactionManager()
+        connection = db.open(transaction_manager=manager)
+        try:
+            manager.begin()
+            app_root(connection).agent_presence[key] = now
+            manager.commit()
+        except ConflictError:
+            manager.abort()
+            with self._lock:
+                self._noted.pop(key, None)  # written by the next poll instead
+        finally:
+            connection.close()
 
-    def silent(self, cluster_id, node, lease=LEASE_SECONDS):
-        with self._lock:
-            last = self._seen.get((cluster_id, node), self._started)
-        return time.monotonic() - max(last, self._started) > lease
+
+def silent_agents(root, cluster, since):
+    """The nodes of `cluster` whose agent no process has heard from for
+    LEASE_SECONDS, counted from `since` at the earliest (a worker that just
+    started gives every agent a lease to call)."""
+    horizon = time.time() - LEASE_SECONDS
+    presence = root.agent_presence
+    return {node for node in cluster.node_resources if max(presence.get((cluster.id, node), 0.0), since) < horizon}
 
 
 PRESENCE = Presence()

@@ -3,11 +3,14 @@ evolved, the `admin` account is created when there is no user yet, and the
 built-in services are loaded from service_templates/. The file of a
 generated admin password goes once admin signs in or gets a new password."""
 import os
+import random
 import secrets
 import sys
+import time
 from pathlib import Path
 
 import transaction
+from ZODB.POSException import ConflictError
 
 from . import settings as settings_module
 from .catalog import load_builtin_services
@@ -15,9 +18,11 @@ from .connections import database
 from .evolve import evolve
 from .models.run import after_commit
 from .resources import app_root
-from .uploads import serve
+from .sealing import SealingError
+from .security import callback_keys
 
 ADMIN_PASSWORD_FILE = "initial-admin-password"
+STARTUP_ATTEMPTS = 10
 
 
 def create_first_admin(root, var_dir, password):
@@ -47,17 +52,39 @@ def forget_initial_admin_password(users, name, var_dir):
         after_commit(users, lambda: (Path(var_dir) / ADMIN_PASSWORD_FILE).unlink(missing_ok=True))
 
 
+def require_the_databases_keys(root, keyring):
+    """Every process sharing a database must seal with the same key ring: a
+    process with its own <var_dir>/secret.key would seal what no other can
+    open. The callback keys, sealed in every database, tell."""
+    try:
+        callback_keys(root, keyring)
+    except SealingError as exc:
+        raise SealingError(f"this process's secret key ring does not open the database's secrets ({exc}): every "
+                           "process sharing a database needs the same key (PROVISIONER_SECRET_KEY or "
+                           "provisioner.secret_key; see the README's deployment guide)") from None
+
+
 def includeme(config):
     registry = config.registry
     var_dir = settings_module.get(registry, "var_dir")
-    serve(database(registry), var_dir)  # the models find the upload directories of its projects
+    builtins = load_builtin_services(settings_module.get(registry, "service_templates_dir"))
     connection = database(registry).open()
     try:
-        evolve(connection, registry.keyring, var_dir)
-        builtins = load_builtin_services(settings_module.get(registry, "service_templates_dir"))
-        with transaction.manager:
-            root = app_root(connection)
-            create_first_admin(root, var_dir, settings_module.get(registry, "admin_password"))
-            root.services.load_builtins(builtins, server={"var_dir": var_dir}, keyring=registry.keyring)
+        # processes started together over one new database all evolve it:
+        # the first commit wins, the others find it done
+        for attempt in range(1, STARTUP_ATTEMPTS + 1):
+            try:
+                root = evolve(connection, registry.keyring, var_dir)
+                require_the_databases_keys(root, registry.keyring)
+                with transaction.manager:
+                    root = app_root(connection)
+                    create_first_admin(root, var_dir, settings_module.get(registry, "admin_password"))
+                    root.services.load_builtins(builtins, server=settings_module.server_context(registry.settings),
+                                                keyring=registry.keyring)
+                break
+            except ConflictError:
+                if attempt == STARTUP_ATTEMPTS:
+                    raise
+                time.sleep(random.uniform(0.05, 0.5))
     finally:
         connection.close()

@@ -36,6 +36,7 @@ import threading
 import transaction
 from pyramid_tm import is_tm_active
 from transaction.interfaces import NoTransaction
+from ZEO.Exceptions import ClientDisconnected
 
 READ_ONLY_METHODS = ("GET", "HEAD", "OPTIONS")
 READ_ONLY_POSTS = ("/v1/agents/poll",)  # POSTs for their body's size, reads that may wait long
@@ -135,6 +136,38 @@ def forget_what_a_read_changed(request):
         request.zodb_connection.cacheMinimize()
 
 
+def read_your_writes(db):
+    """ZEO: every transaction (and every read) starts with a round trip to
+    the server, so it sees what another process committed before it, as
+    RelStorage's poll does; otherwise the invalidations, which arrive on a
+    thread of their own, can come a few milliseconds late, and a client
+    behind a load balancer would not find what it created a moment ago.
+    ZEO's own `server_sync=true` (which zodburi does not pass on) would do
+    it with a ping that raises while the server is out of reach, and an
+    error raised while a transaction begins leaves ZODB's Connection half
+    begun (a later commit of it writes nothing: a 201 for nothing stored);
+    here an unreachable server is left for the next load or commit to
+    report."""
+    storage = db.storage
+    ping = getattr(storage, "ping", None)
+    if ping is None or not hasattr(storage, "is_connected"):
+        return
+
+    def sync():
+        try:
+            ping()
+        except ClientDisconnected:
+            pass
+
+    storage.sync = sync
+    # connections take the storage's sync when they are made: drop the ones
+    # the database made already (opening it), and new ones take this one
+    size = db.getPoolSize()
+    db.setPoolSize(0)
+    db.setPoolSize(size)
+
+
 def includeme(config):
+    read_your_writes(database(config.registry))
     config.registry.thread_connections = ThreadConnections(database(config.registry))
     config.add_request_method(request_connection, "zodb_connection", reify=True)

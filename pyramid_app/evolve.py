@@ -7,17 +7,21 @@ A step is called with the app root and the `Evolution` under way (the key
 ring that seals secrets, the var directory, and what to do once the steps
 have committed)."""
 import logging
+import os
 from pathlib import Path
 
 import transaction
+from BTrees.Length import Length
 from BTrees.OOBTree import OOBTree
 from persistent.list import PersistentList
 
 from .models.cluster import Clusters
+from .models.output import CHUNK_BYTES, RunOutput
 from .models.project import Projects
 from .models.run import RunQueue
 from .models.cluster import node_places, node_resources
 from .rendering import parse_inventory
+from .runner.events import RUNNER_STDOUT
 from .models.credential import Credentials
 from .models.warning import Warnings
 from .models.service import Services
@@ -25,6 +29,8 @@ from .models.user import Users
 from .catalog import seal_secret_defaults, secret_names
 from .resources import ROOT_KEY, AppRoot
 from .sealing import seal_values
+from .errors import ValidationFailed
+from .uploads import NO_BLOBS, Uploads, keeps_blobs
 from .security import new_callback_key
 
 log = logging.getLogger(__name__)
@@ -131,8 +137,129 @@ def step_8_cluster_warnings(cluster):
     return warnings
 
 
+def step_9_run_output_in_database(root, evolution):
+    """Runs keep their output in the database: an existing run gets it from
+    its stdout file where this process's disk has one (<var_dir>/runs/<run
+    id>/artifacts/run/stdout, left by the runs it executed), else none. The
+    file stays where it was."""
+    runs = Path(evolution.var_dir) / "runs"
+    for project in root.projects.values():
+        for cluster in project.clusters.values():
+            for run in cluster.runs.values():
+                if getattr(run, "output", None) is not None:
+                    continue
+                run.output = RunOutput()
+                try:
+                    with open(runs / run.id / RUNNER_STDOUT, "rb") as stream:
+                        for piece in iter(lambda: stream.read(16 * CHUNK_BYTES), b""):
+                            run.output.append(piece)
+                except FileNotFoundError:
+                    continue
+                transaction.savepoint(optimistic=True)  # the chunks leave memory before the one commit
+
+
+# where versions before step 10 kept uploads and host keys, in the var dir
+LEGACY_UPLOADS, LEGACY_PROJECT_UPLOADS, LEGACY_KNOWN_HOSTS = "uploads", "project-uploads", "known_hosts"
+
+
+def step_10_uploads_in_database(root, evolution):
+    """Uploads and known_hosts move into the database, where every process
+    sharing it finds them: the global uploads (<var_dir>/uploads) into
+    root.uploads and each project's (<var_dir>/project-uploads/<project
+    id>) into its uploads, as blobs; <var_dir>/known_hosts/<project id>
+    into its known_hosts. The files imported are removed once the steps
+    have committed; those of no project, or with a name no upload may have,
+    stay where they are (logged)."""
+    var_dir = Path(evolution.var_dir)
+    if not hasattr(root, "uploads"):
+        root.uploads = Uploads()
+    by_id = {}
+    for project in root.projects.values():
+        if not hasattr(project, "uploads"):
+            project.uploads = Uploads()
+        if not hasattr(project, "known_hosts"):
+            project.known_hosts = ""
+        by_id[project.id] = project
+    imported = _step_10_import(root, root.uploads, var_dir / LEGACY_UPLOADS)
+    for directory in _step_10_entries(var_dir / LEGACY_PROJECT_UPLOADS):
+        project = by_id.get(directory.name)
+        if project is None or not directory.is_dir() or directory.is_symlink():
+            log.warning("evolve: %s is no upload directory of a project: left as it is", directory)
+            continue
+        imported += _step_10_import(root, project.uploads, directory)
+    for path in _step_10_entries(var_dir / LEGACY_KNOWN_HOSTS):
+        project = by_id.get(path.name)
+        if project is None or not path.is_file() or path.is_symlink():
+            log.warning("evolve: %s is no known_hosts file of a project: left as it is", path)
+            continue
+        project.keep_known_hosts(path.read_text(errors="replace"))
+        imported.append(path)
+    roots = [var_dir / name for name in (LEGACY_UPLOADS, LEGACY_PROJECT_UPLOADS, LEGACY_KNOWN_HOSTS)]
+    evolution.after_commit.append(lambda: _step_10_remove(imported, roots))
+
+
+def _step_10_entries(directory):
+    try:
+        return sorted(directory.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _step_10_import(root, uploads, directory):
+    """The regular files under `directory` (no link followed) stored in
+    `uploads` by their path inside it; the files stored."""
+    imported = []
+    for parent, directories, files in os.walk(directory):
+        directories.sort()
+        for name in sorted(files):
+            path = Path(parent) / name
+            if path.is_symlink() or not path.is_file():
+                continue
+            relative = path.relative_to(directory).as_posix()
+            if not keeps_blobs(root):
+                raise RuntimeError(f"the uploads under {directory} move into the database as blobs, and its "
+                                   f"storage keeps none: {NO_BLOBS}")
+            try:
+                uploads.store_file(relative, path)
+            except ValidationFailed as refused:
+                log.warning("evolve: the upload %s stays a file: %s", path, refused.message)
+                continue
+            imported.append(path)
+    if imported:
+        log.info("evolve: %d uploads of %s moved into the database", len(imported), directory)
+    return imported
+
+
+def _step_10_remove(imported, roots):
+    for path in imported:
+        path.unlink(missing_ok=True)
+    for top in roots:  # the directories left empty, deepest first
+        for parent, _, _ in sorted(os.walk(top), key=lambda entry: -len(Path(entry[0]).parts)):
+            try:
+                os.rmdir(parent)
+            except OSError:
+                pass
+
+
+def step_11_workers_and_shared_scheduling(root, evolution):
+    """Several processes share the database: workers register there, and
+    scheduling requests and agents' presence are kept there instead of in
+    one process's memory."""
+    root.workers = OOBTree()  # worker id -> Worker
+    root.scheduling = OOBTree()  # cluster id -> Cluster, placed again when its counter moves
+    root.agent_presence = OOBTree()  # (cluster id, node) -> when an agent was last heard from
+    for project in root.projects.values():
+        for cluster in project.clusters.values():
+            cluster.schedule_wanted = Length()
+            if len(cluster.jobs):
+                root.scheduling[cluster.id] = cluster
+                cluster.schedule_wanted.change(1)
+
+
 STEPS = [step_1_users_and_projects, step_2_service_catalog, step_3_clusters_and_runs, step_4_jobs,
-         step_5_warnings, step_6_job_report_inbox, step_7_schedule_requests_in_memory, step_8_tenancy]
+         step_5_warnings, step_6_job_report_inbox, step_7_schedule_requests_in_memory, step_8_tenancy,
+         step_9_run_output_in_database, step_10_uploads_in_database,
+         step_11_workers_and_shared_scheduling]
 
 
 class Evolution:

@@ -83,6 +83,7 @@ def includeme(config):
     add("openapi", "/v1/openapi.json")
     add("healthz", "/healthz")
     add("info", "/v1/info")
+    add("workers", "/v1/workers")
     add("token", "/v1/auth/token")
     add("me", "/v1/users/me")
     add("users", "/v1/users")

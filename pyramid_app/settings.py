@@ -43,6 +43,9 @@ def parse_deployment(value):
 SETTINGS = {
     "deployment": ("development", parse_deployment),
     "var_dir": ("var", str),
+    # where local clusters' nodes live (empty: <var_dir>/nodes); every
+    # process of one host that runs local clusters' playbooks shares it
+    "nodes_dir": ("", str),
     "max_body_size": ("10MiB", parse_byte_size),
     "runner_slots": ("2", int),
     "token_expiration": ("86400", int),
@@ -65,6 +68,15 @@ SETTINGS = {
     # node agents' long polls one process holds at once (each holds a server
     # thread); polls past it are answered at once, to come back a second later
     "agent_polls": ("4", int),
+    # workers (processes that run playbooks) heartbeat this often; one
+    # silent past the lease is dead, and its runs are lost
+    "worker_heartbeat_seconds": ("10", float),
+    "worker_lease_seconds": ("60", float),
+    # on SIGTERM, running playbooks may finish for this long before they
+    # are handed back as lost
+    "drain_seconds": ("60", float),
+    # SIGTERM drains (off where something else owns the process's signals)
+    "handle_signals": ("true", parse_bool),
 }
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -85,11 +97,13 @@ def load(raw_settings, environ=os.environ):
         settings["zodbconn.uri"] = environ["PROVISIONER_ZODB_URI"]
     var_dir = Path(settings[PREFIX + "var_dir"]).resolve()
     settings[PREFIX + "var_dir"] = str(var_dir)
+    settings[PREFIX + "nodes_dir"] = str(Path(settings[PREFIX + "nodes_dir"] or var_dir / "nodes").resolve())
     settings[PREFIX + "playbooks_dir"] = str(
         Path(settings[PREFIX + "playbooks_dir"] or REPOSITORY / "playbooks").resolve())
     settings[PREFIX + "service_templates_dir"] = str(
         Path(settings[PREFIX + "service_templates_dir"] or REPOSITORY / "service_templates").resolve())
-    uri = settings.get("zodbconn.uri") or "file://{var_dir}/Data.fs"
+    # uploads are blobs: the storage needs a blob directory
+    uri = settings.get("zodbconn.uri") or "file://{var_dir}/Data.fs?blobstorage_dir={var_dir}/blobs"
     settings["zodbconn.uri"] = uri.replace("{var_dir}", str(var_dir))
     settings.setdefault("retry.attempts", 3)
     # An explicit transaction manager per server thread, kept with the
@@ -99,6 +113,12 @@ def load(raw_settings, environ=os.environ):
     settings.setdefault("tm.activate_hook", "pyramid_app.connections.needs_transaction")
     settings.setdefault("retry.activate_hook", "pyramid_app.retries.attempts_for")
     return settings
+
+
+def server_context(loaded):
+    """What templates and placement checks know of this server (`server` in
+    an inventory template), from loaded settings."""
+    return {"var_dir": loaded[PREFIX + "var_dir"], "nodes_dir": loaded[PREFIX + "nodes_dir"]}
 
 
 def get(request_or_registry, key):

@@ -20,6 +20,7 @@ from tests import sshd
 from tests.crashes import processes_naming
 
 ADMIN_PASSWORD = "admin-password-for-tests"
+pytest_plugins = ["tests.storage_servers"]  # zeo_server, postgres_server, postgres_database
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -39,7 +40,7 @@ def no_agent_outlives_the_tests(tmp_path_factory):
 
 def settings_for(var_dir, **extra):
     return dict({
-        "zodbconn.uri": f"file://{var_dir}/Data.fs",
+        "zodbconn.uri": f"file://{var_dir}/Data.fs?blobstorage_dir={var_dir}/blobs",
         "provisioner.var_dir": str(var_dir),
         "provisioner.admin_password": ADMIN_PASSWORD,
     }, **extra)
@@ -119,6 +120,32 @@ def finish_step(app, project, cluster, status="successful"):
         run = stored.step_runs[0]
         run.finish(status, 0 if status == "successful" else 2, {}, None if status == "successful" else "broken")
         stored.run_finished(run)
+
+
+def _uploads(root, project):
+    return root.uploads if project is None else root.projects[project].uploads
+
+
+def stored_upload(app, project, path):
+    """The bytes of upload `path` of project `project` (None: the global
+    uploads) as the database holds them, or None."""
+    with database(app.registry).transaction() as connection:
+        upload = _uploads(app_root(connection), project).get(path)
+        if upload is None:
+            return None
+        with upload.open() as stream:
+            return stream.read()
+
+
+def upload_names(app, project):
+    with database(app.registry).transaction() as connection:
+        return list(_uploads(app_root(connection), project).names())
+
+
+def upload_blob_file(app, project, path):
+    """The file the storage keeps upload `path`'s committed bytes in."""
+    with database(app.registry).transaction() as connection:
+        return Path(_uploads(app_root(connection), project)[path].blob.committed())
 
 
 def new_private_key(passphrase=None):

@@ -25,7 +25,8 @@ class Server:
     def __init__(self, var_dir, env=None):
         self.var_dir = Path(var_dir)
         self.port = free_port()
-        self.env = dict(os.environ, **(env or {}))
+        # SIGTERM drains: runs in flight get this long before stop() gives up on them
+        self.env = dict(os.environ, **dict({"PROVISIONER_DRAIN_SECONDS": "20"}, **(env or {})))
         self.process = None
         self.log = self.var_dir / "server.log"
 
@@ -54,7 +55,7 @@ class Server:
     def stop(self, sig=signal.SIGTERM):
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, sig)
-            self.process.wait(timeout=30)
+            self.process.wait(timeout=60)
         self.process = None
 
     def request(self, method, path, body=None, token=None):
@@ -73,3 +74,26 @@ class Server:
         text = raw.decode()
         is_json = headers.get("Content-Type", "").startswith("application/json")
         return status, headers, json.loads(text) if is_json and text else text
+
+
+class Worker:
+    """`provisioner worker -c development.ini`, with its own var directory."""
+
+    def __init__(self, var_dir, env):
+        self.var_dir = Path(var_dir)
+        self.env = dict(env, PROVISIONER_VAR_DIR=str(self.var_dir))
+        self.process = None
+
+    def start(self):
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.var_dir / "worker.log", "ab") as log:
+            self.process = subprocess.Popen([str(PSERVE.with_name("provisioner")), "worker", "-c",
+                                             str(REPOSITORY / "development.ini")], env=self.env, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, sig)
+            self.process.wait(timeout=60)
+        self.process = None

@@ -11,6 +11,7 @@ import posixpath
 from typing import NamedTuple
 
 import colander
+from BTrees.Length import Length
 
 from ..catalog import (credential_names, effective_options, mask_secrets, secret_names, secret_values,
                        size_to_bytes, template_options)
@@ -21,7 +22,7 @@ from ..sealing import open_values, seal_values
 from ..resources import Folder
 from .base import Entity, new_id
 from .job import ACTIVE, JobTable, jobs_out
-from .run import AGENT_SIGNAL, SCHEDULE_REQUESTS, Run, RunLog, after_commit
+from .run import AGENT_SIGNAL, SCHEDULE_SIGNAL, Run, RunLog, after_commit
 
 STEP_STATES = {"create": "queued", "update": "updating", "teardown": "deleting"}
 JOB_STEPS = ("launch", "status", "cancel")
@@ -44,15 +45,15 @@ def local_nodes(hostvars):
     return sorted(host for host, variables in hostvars.items() if variables.get("ansible_connection") == "local")
 
 
-def own_directory(var_dir, cluster_id):
-    """Where a cluster's local nodes live: <var_dir>/nodes/<cluster id>."""
-    return posixpath.join(str(var_dir), "nodes", cluster_id)
+def own_directory(nodes_dir, cluster_id):
+    """Where a cluster's local nodes live: <nodes_dir>/<cluster id>."""
+    return posixpath.join(str(nodes_dir), cluster_id)
 
 
-def misplaced_local_node(hostvars, var_dir, cluster_id):
+def misplaced_local_node(hostvars, nodes_dir, cluster_id):
     """(node, its directory) of the first local node outside the cluster's
     own directory, or None."""
-    own = own_directory(var_dir, cluster_id) + "/"
+    own = own_directory(nodes_dir, cluster_id) + "/"
     for host in local_nodes(hostvars):
         node_dir = posixpath.normpath(str(hostvars[host].get("provisioner_node_dir", "")))
         if not node_dir.startswith(own):
@@ -72,10 +73,10 @@ def check_identity_and_places(inventory, *, cluster_id, server, requester):
             raise ValidationFailed(f"Node {host} {problem}; clusters log in with their project's credentials "
                                    "only (an option of type credential).",
                                    [detail("body", "options", f"{host}: {problem}")])
-    misplaced = misplaced_local_node(hostvars, server.get("var_dir", ""), cluster_id)
+    misplaced = misplaced_local_node(hostvars, server.get("nodes_dir", ""), cluster_id)
     if misplaced:
         host, node_dir = misplaced
-        own = own_directory(server.get("var_dir", ""), cluster_id)
+        own = own_directory(server.get("nodes_dir", ""), cluster_id)
         raise ValidationFailed(f"Local node {host} would live in {node_dir!r}; local nodes live in the "
                                f"cluster's own directory {own}/.",
                                [detail("body", "options", f"{host}: provisioner_node_dir must be below {own}/")])
@@ -270,6 +271,7 @@ class Cluster(Entity):
         self.running = None  # the run of this cluster executing now, if any
         self.node_resources = {}  # node -> {cpus, memory_mb, dir}, from the inventory when active
         self.sweep = None  # the status run queued or running, if any
+        self.schedule_wanted = Length()  # counted up by each request to place its jobs (request_scheduling)
 
     kept_nodes = frozenset()  # during an update: the nodes it keeps, where pulled jobs go on
 
@@ -410,7 +412,15 @@ class Cluster(Entity):
         return f"{self.node_resources[node]['dir']}/uploads/{hashlib.sha256(upload.encode()).hexdigest()}"
 
     def request_scheduling(self):
-        after_commit(self.app_root, lambda: SCHEDULE_REQUESTS.add(self._p_oid))
+        """Ask a worker to place this cluster's jobs and apply their reports.
+        Through the database, so that any worker finds it: a counter (two
+        requests counting up do not conflict) on a cluster listed in
+        `scheduling`; the scheduler of this process is woken at once."""
+        self.schedule_wanted.change(1)
+        scheduling = self.app_root.scheduling
+        if scheduling.get(self.id) is not self:
+            scheduling[self.id] = self
+        after_commit(self.app_root, SCHEDULE_SIGNAL.notify)
 
     @property
     def delivery(self):
@@ -646,6 +656,10 @@ class Clusters(Folder):
             raise Conflict(f"Cluster {cluster.name!r} still has a run or jobs out on its nodes; cancel the jobs "
                            "(or DELETE the cluster) first.", code="WrongState")
         cluster.app_root.job_clusters.pop((self.__parent__.name, cluster.name), None)
+        cluster.app_root.scheduling.pop(cluster.id, None)
+        presence = cluster.app_root.agent_presence
+        for key in list(presence.keys(min=(cluster.id, ""), max=(cluster.id, "\uffff"))):
+            del presence[key]
         jobs_by_id = cluster.app_root.jobs_by_id
         for job in cluster.jobs.values():
             jobs_by_id.pop(job.id, None)

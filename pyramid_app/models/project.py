@@ -1,15 +1,12 @@
-import shutil
-
 from BTrees.OOBTree import OOBTree
 from pyramid.authorization import Allow
 
 from ..errors import Conflict
 from ..resources import Folder
-from ..uploads import stored_project_upload_dir
+from ..uploads import Uploads
 from .cluster import Clusters
 from .credential import Credentials
 from .base import Entity
-from .run import after_commit
 
 ROLES = ("owner", "member", "viewer")
 
@@ -32,6 +29,10 @@ class Project(Entity):
         self.members = OOBTree()  # username -> role
         self.clusters = Clusters("clusters", self)
         self.credentials = Credentials("credentials", self)
+        self.uploads = Uploads()  # PUT /v1/projects/{project}/uploads, for its jobs' files
+        # The host keys its runs' ssh accepted (accept-new), one per line:
+        # a key one project accepted never decides another's logins.
+        self.known_hosts = ""
 
     @property
     def __acl__(self):
@@ -79,6 +80,21 @@ class Project(Entity):
         if self.state == "deleting" and all(c.state == "deleted" for c in self.clusters.values()):
             self.__parent__.delete(self)
 
+    def keep_known_hosts(self, text):
+        """Add the lines of `text` (a run's known_hosts file as it ended)
+        that are not stored yet, after the stored ones: two runs of the
+        project that ended together each keep what they learned."""
+        stored = self.known_hosts.splitlines()
+        seen = set(stored)
+        added = []
+        for line in text.splitlines():
+            if line.strip() and line not in seen:
+                seen.add(line)
+                added.append(line)
+        if added:
+            self.known_hosts = "".join(line + "\n" for line in stored + added)
+        return added
+
     def as_json(self):
         return dict(super().as_json(), description=self.description, state=self.state,
                     members=len(self.members), clusters=len(self.clusters))
@@ -95,8 +111,7 @@ class Projects(Folder):
 
     def delete(self, project):
         """Remove the project, its clusters' records and its memberships;
-        its upload directory once that commits (an aborted request, or a
-        retried one, removes nothing)."""
+        and its uploads (their blobs go when the storage is packed)."""
         root = self.__parent__
         project.state = "removed"  # its clusters' purges must not delete it again
         for cluster in list(project.clusters.values()):
@@ -106,6 +121,4 @@ class Projects(Folder):
             if user is not None:
                 user.projects.discard(project.name)
         self.remove(project.name)
-        uploads = stored_project_upload_dir(self, project.id)
-        if uploads is not None:
-            after_commit(self, lambda: shutil.rmtree(uploads, ignore_errors=True))
+        project.uploads.clear()

@@ -1,7 +1,7 @@
 """A Run is one playbook execution: queued in the same transaction as the
 change that asked for it, claimed by a dispatcher, and recorded as it goes
-(status, events in order, per-host summary). Its stdout stays in the run's
-private data directory on disk."""
+(status, events in order, per-host summary, and its output, in the database
+like the rest: every process sharing it reads the same)."""
 import itertools
 import threading
 import time
@@ -13,16 +13,22 @@ from persistent import Persistent
 
 from ..resources import Folder
 from .base import Entity, rfc3339, utcnow
+from .output import RunOutput
 
 FINISHED = ("successful", "failed", "canceled", "lost")
 HOST_COUNTERS = ("ok", "changed", "failed", "unreachable", "skipped")
+# Event summaries a run keeps: the newest (the older ones are deleted as new
+# ones come); event_count still counts every event. A summary's message is
+# cut at runner.events.MAX_MESSAGE characters, so each is a few KiB at most.
+MAX_EVENTS = 10_000
 
 _sequence = itertools.count()
 
 
 class QueueSignal:
     """Wakes this process's dispatcher threads when a transaction that
-    queued a run commits (other processes' runs are found by polling)."""
+    queued a run or asked for scheduling commits: a shortcut only, since
+    they also poll the database, where other processes' requests are."""
 
     def __init__(self):
         self._event = threading.Event()
@@ -65,31 +71,6 @@ SCHEDULE_SIGNAL = QueueSignal()  # jobs want placing, reports applying: the sche
 AGENT_SIGNAL = Broadcast()  # jobs were placed or cancelled: the agents' polls look
 
 
-class ScheduleRequests:
-    """Clusters (by oid) whose jobs want placing, noted after the change
-    commits. Kept in memory on purpose: a flag in the database would be
-    written by every request (a conflict hotspot) or, written only when
-    absent, could be deleted by the dispatcher unseen. The dispatcher also
-    looks at every cluster when it starts, so a restart loses nothing."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._oids = set()
-
-    def add(self, oid):
-        with self._lock:
-            self._oids.add(oid)
-        SCHEDULE_SIGNAL.notify()
-
-    def take(self):
-        with self._lock:
-            oids, self._oids = self._oids, set()
-        return oids
-
-
-SCHEDULE_REQUESTS = ScheduleRequests()
-
-
 def after_commit(stored, action):
     """Call `action()` once the transaction changing `stored` has committed."""
     stored._p_jar.transaction_manager.get().addAfterCommitHook(lambda committed: committed and action())
@@ -124,8 +105,9 @@ class Run(Entity):
         self.status_reason = None
         self.owner = None  # the process executing it
         self.cancel_requested = False
-        self.events = IOBTree()  # counter -> event summary
+        self.events = IOBTree()  # counter -> event summary, the newest MAX_EVENTS
         self.event_count = Length()
+        self.output = RunOutput()  # what ansible-runner wrote to its stdout
         self.progress = {"tasks_done": 0, "current_task": None, "hosts": {}}
         self.jobs = {}  # a launch run's jobs: node -> job names
     @property
@@ -142,11 +124,18 @@ class Run(Entity):
         self.started_at = utcnow()
         self.touch()
 
-    def record_events(self, events, progress):
+    def record_events(self, events, progress, output=b""):
+        """A batch: event summaries, the progress after them, and the bytes
+        of output written since the last batch."""
         for event in events:
             self.events[event["counter"]] = event
-        self.event_count.change(len(events))
+        if events:
+            self.event_count.change(len(events))
+            oldest_kept = self.events.maxKey() - MAX_EVENTS + 1
+            for counter in list(self.events.keys(max=oldest_kept, excludemax=True)):
+                del self.events[counter]
         self.progress = progress
+        self.output.append(output)
 
     def finish(self, status, rc=None, hosts=None, reason=None):
         self.status = status
@@ -160,6 +149,7 @@ class Run(Entity):
         return dict(super().as_json(), step=self.step, status=self.status, rc=self.rc,
                     playbook=self.playbook, limit=self.limit, started_at=rfc3339(self.started_at),
                     finished_at=rfc3339(self.finished_at), hosts=self.hosts, status_reason=self.status_reason,
+                    worker=self.owner if isinstance(self.owner, str) else None,
                     events=self.event_count())
 
 

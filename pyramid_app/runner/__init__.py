@@ -1,13 +1,24 @@
 """Runs of playbooks: the queue (models/run.py), the dispatcher threads,
 ansible-runner, and recovery of runs a dead process left behind."""
+from pyramid.tweens import EXCVIEW
+
 from .. import settings
 from ..connections import database
+from . import draining
 from .dispatcher import Dispatcher
 
 
 def stats(request):
+    """This process's runner, or where it runs none (an API process of a
+    team), the live workers' together as of their last heartbeats."""
+    root = request.app_root
     dispatcher = request.registry.dispatcher
-    return {"slots": dispatcher.slots, "busy": dispatcher.busy, "queued": len(request.app_root.run_queue)}
+    if dispatcher.threads:
+        slots, busy = dispatcher.slots, dispatcher.busy
+    else:
+        live = [root.workers[worker_id] for worker_id in dispatcher.membership.live_ids(root)]
+        slots, busy = sum(worker.slots for worker in live), sum(worker.busy for worker in live)
+    return {"slots": slots, "busy": busy, "queued": len(root.run_queue)}
 
 
 def callback_url_tween_factory(handler, registry):
@@ -31,6 +42,7 @@ def callback_url_tween_factory(handler, registry):
 
 def includeme(config):
     config.add_tween("pyramid_app.runner.callback_url_tween_factory")
+    config.add_tween("pyramid_app.runner.draining.refuse_new_work_tween_factory", under=EXCVIEW)
     registry = config.registry
     registry.mode = "started"
     var_dir = settings.get(registry, "var_dir")
@@ -38,6 +50,9 @@ def includeme(config):
         database(registry), var_dir, settings.get(registry, "playbooks_dir"), settings.get(registry, "runner_slots"),
         registry.keyring, settings.get(registry, "callback_url") or None, settings.get(registry, "sweep_seconds"),
         bwrap=settings.get(registry, "bwrap"), lend_identity=settings.get(registry, "lend_server_identity"),
-        local_jobs_network=settings.get(registry, "local_jobs_network"))
+        local_jobs_network=settings.get(registry, "local_jobs_network"),
+        heartbeat_seconds=settings.get(registry, "worker_heartbeat_seconds"),
+        lease_seconds=settings.get(registry, "worker_lease_seconds"), nodes_dir=settings.get(registry, "nodes_dir"))
     if settings.get(registry, "start_dispatcher"):
         registry.dispatcher.start()
+    draining.install(registry)

@@ -16,23 +16,26 @@ import ansible_runner
 import transaction
 from ZODB.POSException import POSKeyError
 
-from ..agents import PRESENCE, SpecContext, agent_secret, job_spec
+from ..agents import SpecContext, agent_secret, job_spec, silent_agents
 from ..models.job import jobs_out
-from ..models.run import AGENT_SIGNAL, QUEUE_SIGNAL, SCHEDULE_REQUESTS, SCHEDULE_SIGNAL
+from ..models.run import AGENT_SIGNAL, QUEUE_SIGNAL, SCHEDULE_SIGNAL
 from ..models.cluster import agent_places, identity_problem, misplaced_local_node, node_resources
 from ..rendering import CREDENTIALS_VARIABLE, SECRETS_VARIABLE, effective_hostvars, parse_inventory
 from ..resources import app_root
 from ..security import callback_keys, job_secret
 from ..settings import REPOSITORY
-from ..uploads import project_upload_dir
-from .events import EventRecorder
+from .events import RUNNER_STDOUT, EventRecorder
 from . import sandbox
-from .process import is_alive, kill_processes_using, this_process
-from .transactions import retrying
+from .process import kill_processes_using, on_this_machine
+from .transactions import in_own_transaction, retrying
+from .workers import Membership, lose
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
+# how often the scheduler looks for what other processes asked of it (its
+# own process wakes it at once)
+SCHEDULE_POLL_SECONDS = 0.25
 FINISH_ATTEMPTS = 100
 REPORT_TASK = "Report the jobs' state"
 AGENT_VARIABLE = "provisioner_agent"  # the extra var roles/provisioner_jobs sets agents up with  # the task of job_status.yml whose stdout is the nodes' report
@@ -51,10 +54,6 @@ RUNNER_SETTINGS = {
 
 def run_directory(var_dir, run):
     return Path(var_dir) / "runs" / run.id
-
-
-def stdout_path(var_dir, run):
-    return run_directory(var_dir, run) / "artifacts" / "run" / "stdout"
 
 
 class RunRefused(Exception):
@@ -91,7 +90,8 @@ def ssh_environment(lent, known_hosts, control_dir):
 
 class Dispatcher:
     def __init__(self, db, var_dir, playbooks_dir, slots, keyring, callback_url=None, sweep_seconds=10,
-                 bwrap="bwrap", lend_identity=False, local_jobs_network=True):
+                 bwrap="bwrap", lend_identity=False, local_jobs_network=True, heartbeat_seconds=10,
+                 lease_seconds=60, nodes_dir=None):
         self.db = db
         self.keyring = keyring
         self.sandbox = {"bwrap": bwrap, "network": local_jobs_network}  # a local node's jobs run in this
@@ -100,9 +100,16 @@ class Dispatcher:
         self.sweep_seconds = sweep_seconds
         self._next_sweep = 0.0
         self.var_dir = Path(var_dir)
+        self.nodes_dir = str(nodes_dir or self.var_dir / "nodes")  # where local clusters' nodes live
         self.playbooks_dir = Path(playbooks_dir)
         self.slots = slots
-        self.owner = this_process()
+        self.heartbeat_seconds = heartbeat_seconds
+        self.membership = Membership(var_dir, slots, lease_seconds)
+        self.started = time.time()  # agents count as heard from at this worker's start
+        self.draining = False  # stops claiming runs (SIGTERM)
+        self.handing_back = False  # the runs still going are cancelled and handed back as lost
+        self._last_beat = time.monotonic()  # when this worker's heartbeat last committed
+        self._scheduled = {}  # cluster id -> its scheduling counter when this worker last placed its jobs
         self.stopping = threading.Event()
         self.threads = []
         self._busy = 0
@@ -119,12 +126,12 @@ class Dispatcher:
         return self._busy
 
     def start(self):
-        self.recover()
-        self._schedule_everything()
+        self._register()
+        self.reap()
         # Placing jobs and applying their reports has a thread of its own: a
         # report must not wait for a runner slot that a long run holds.
         workers = [(f"runner-{number}", self._work) for number in range(self.slots)]
-        for name, target in workers + [("scheduler", self._schedule_loop)]:
+        for name, target in workers + [("scheduler", self._schedule_loop), ("heartbeat", self._heartbeat_loop)]:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self.threads.append(thread)
@@ -137,49 +144,81 @@ class Dispatcher:
         for thread in self.threads:
             thread.join(timeout)
 
-    # -- recovery -------------------------------------------------------------
+    def drain(self, timeout):
+        """Claim no more runs, let the running ones finish for up to
+        `timeout` seconds, hand back the rest as lost (their clusters move
+        on elsewhere), and leave the workers."""
+        self.draining = True
+        self._beat()
+        deadline = time.monotonic() + timeout
+        while self.busy and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if self.busy:
+            log.warning("draining: %d runs still going after %g s are handed back", self.busy, timeout)
+            self.handing_back = True  # should_cancel says so; their end is recorded as lost
+            deadline = time.monotonic() + 30
+            while self.busy and time.monotonic() < deadline:
+                time.sleep(0.2)
+        still_busy = self.busy
+        self.stop()
+        self._in_transaction(lambda root: self.membership.leave(root, still_busy))
 
-    def recover(self):
-        """Runs left running by a process that is gone are lost: their
-        leftover ansible processes are killed and their clusters move on."""
-        manager = transaction.TransactionManager()
-        connection = self.db.open(transaction_manager=manager)
-        try:
-            def mark_lost():
-                lost = []
-                root = app_root(connection)
-                running = root.running_runs
-                for run_id, run in list(running.items()):
-                    if is_alive(run.owner) and run.owner != self.owner:
-                        continue
-                    del running[run_id]
-                    run.finish("lost", reason="the service was interrupted while it ran")
-                    cluster = run.cluster
-                    service = root.services.lookup(cluster.service, cluster.version)
-                    cluster.run_finished(run, rerun_lost=service is not None and service.idempotent)
-                    lost.append(run)
-                return lost
-            for run in retrying(manager, mark_lost):
-                directory = run_directory(self.var_dir, run)
-                killed = kill_processes_using(directory)
+    def _in_transaction(self, work):
+        return in_own_transaction(self.db, work, attempts=FINISH_ATTEMPTS)
+
+    # -- workers and their leases ----------------------------------------------
+
+    def reap(self):
+        """Runs held by workers that died are lost (their leftover ansible
+        processes on this host killed) and their clusters move on."""
+        for run, worker in self._in_transaction(self.membership.reap):
+            var_dir = Path(worker.var_dir) if worker is not None else self.var_dir
+            directory = run_directory(var_dir, run)
+            killed = kill_processes_using(directory) if worker is None or on_this_machine(worker.process) else set()
+            if directory.exists():
                 forget_secrets(directory)  # its end, which never came, would have
-                log.warning("run %s of cluster %s was lost (killed leftover process groups: %s)",
-                            run.name, run.cluster.name, sorted(killed) or "none")
-        finally:
-            connection.close()
+            log.warning("run %s of cluster %s was lost: %s (killed leftover process groups: %s)",
+                        run.name, run.cluster.name, run.status_reason, sorted(killed) or "none")
 
-    def _schedule_everything(self):
-        """At start, every cluster with jobs gets a scheduling pass and a
-        sweep: what a dead process had noted in memory is found again."""
-        connection = self.db.open(transaction_manager=transaction.TransactionManager())
-        try:
-            for project in app_root(connection).projects.values():
-                for cluster in project.clusters.values():
-                    if len(cluster.jobs):
-                        SCHEDULE_REQUESTS.add(cluster._p_oid)
-        finally:
-            connection.close()
-        self._next_sweep = 0.0
+    def _beat(self):
+        alive = self._in_transaction(lambda root: self.membership.beat(root, self.busy, self.draining))
+        if alive:
+            self._last_beat = time.monotonic()
+        else:
+            old = self.membership.id
+            self._register()
+            log.error("worker %s was declared dead while it lived (silent past the lease): the runs it held went "
+                      "to others, and it goes on as worker %s", old, self.membership.id)
+
+    def _register(self):
+        # claims name the new id only once its record has committed (_claim looks)
+        self.membership.id = self._in_transaction(self.membership.enrol)
+        self._last_beat = time.monotonic()
+
+    def _cut_off(self):
+        """No heartbeat committed for most of the lease: the others may
+        soon find this worker dead and run its steps again; stop them
+        first."""
+        return time.monotonic() - self._last_beat > self.membership.lease_seconds - self.heartbeat_seconds
+
+    def _why_stopped(self):
+        if self.handing_back:
+            return "it drained past its timeout"
+        return f"it could not reach the database for {time.monotonic() - self._last_beat:.0f} s"
+
+    def _heartbeat_loop(self):
+        while not self.stopping.wait(self.heartbeat_seconds):
+            try:
+                self._beat()
+                self.reap()
+            except Exception:
+                log.exception("the heartbeat failed")
+
+    def holds(self, run):
+        """Whether this worker still holds `run`: a worker found dead and
+        registered again, or one whose run was handed on, writes nothing
+        for it (its claim is fenced)."""
+        return run.status == "running" and run.owner == self.membership.id
 
     # -- the threads ----------------------------------------------------------
 
@@ -188,6 +227,9 @@ class Dispatcher:
         connection = self.db.open(transaction_manager=manager)
         try:
             while not self.stopping.is_set():
+                if self.draining:
+                    self.stopping.wait(POLL_SECONDS)
+                    continue
                 try:
                     run = retrying(manager, lambda: self._claim(connection))
                 except Exception:
@@ -219,19 +261,31 @@ class Dispatcher:
                     self._place_jobs(manager, connection)
                 except Exception:
                     log.exception("placing jobs failed")
-                SCHEDULE_SIGNAL.wait(min(POLL_SECONDS, max(0.0, self._next_sweep - time.monotonic())))
+                SCHEDULE_SIGNAL.wait(min(SCHEDULE_POLL_SECONDS, max(0.0, self._next_sweep - time.monotonic())))
         finally:
             connection.close()
 
     def _place_jobs(self, manager, connection):
-        """Schedule the clusters that asked for it and, every sweep_seconds,
-        queue a status sweep where jobs are out."""
-        for oid in SCHEDULE_REQUESTS.take():
+        """Schedule the clusters whose scheduling counter moved since this
+        worker last looked (any process asks by counting up: Cluster.
+        request_scheduling) and, every sweep_seconds, queue a status sweep
+        where jobs are out."""
+        manager.begin()
+        root = app_root(connection)
+        live = self.membership.live_ids(root)
+        mine = {cluster_id: cluster for cluster_id, cluster in root.scheduling.items()
+                if self.membership.schedules(cluster_id, live)}
+        self._scheduled = {cluster_id: counter for cluster_id, counter in self._scheduled.items() if cluster_id in mine}
+        wanted = [(cluster_id, cluster._p_oid, cluster.schedule_wanted()) for cluster_id, cluster in mine.items()
+                  if self._scheduled.get(cluster_id) != cluster.schedule_wanted()]
+        manager.abort()
+        for cluster_id, oid, counter in wanted:
             # One transaction per cluster: one that fails holds up no other.
             try:
                 retrying(manager, lambda: self._schedule(connection, oid), attempts=FINISH_ATTEMPTS)
+                self._scheduled[cluster_id] = counter
             except Exception:
-                log.exception("scheduling the jobs of cluster %r failed", oid)
+                log.exception("scheduling the jobs of cluster %s failed", cluster_id)
         if time.monotonic() >= self._next_sweep:
             self._next_sweep = time.monotonic() + self.sweep_seconds
             retrying(manager, lambda: self._sweep(app_root(connection)))
@@ -248,14 +302,16 @@ class Dispatcher:
         if service is not None and "launch" in service.playbooks:
             cluster.schedule(service.playbooks, root.run_queue)
 
-    @staticmethod
-    def _sweep(root):
+    def _sweep(self, root):
         """Status runs find what callbacks did not say. Where agents pull,
         only for a node whose agent has been silent past its lease: the run
         starts it again, or finds the node gone."""
+        live = self.membership.live_ids(root)
         for cluster in list(root.job_clusters.values()):
+            if not self.membership.schedules(cluster.id, live):
+                continue
             if cluster.delivery == "pull":
-                silent = {node for node in cluster.node_resources if PRESENCE.silent(cluster.id, node)}
+                silent = silent_agents(root, cluster, since=self.started)
                 if silent or not jobs_out(cluster.jobs):
                     cluster.request_sweep(root.run_queue, silent)
             else:
@@ -263,6 +319,8 @@ class Dispatcher:
 
     def _claim(self, connection):
         root = app_root(connection)
+        if self._cut_off() or not self.membership.registered(root):
+            return None  # found dead (it registers again at its next heartbeat), or about to be
         queue = root.run_queue
         blocked = set()  # clusters with an older queued run: runs of one cluster go in order
         for key, run in list(queue.items()):
@@ -274,7 +332,7 @@ class Dispatcher:
                 blocked.add(id(cluster))
                 continue
             queue.pop(key)
-            run.start(self.owner)
+            run.start(self.membership.id)
             root.running_runs[run.id] = run
             cluster.run_started(run)
             return run
@@ -282,13 +340,18 @@ class Dispatcher:
 
     def _execute(self, manager, run):
         directory = run_directory(self.var_dir, run)
-        recorder = EventRecorder(lambda events, progress: retrying(
-            manager, lambda: run.record_events(events, progress)), report_task=REPORT_TASK)
+        def record(events, progress, output):
+            if self.holds(run):  # once lost (this worker found dead, or drained past its time) it takes no more
+                run.record_events(events, progress, output)
+        recorder = EventRecorder(lambda *batch: retrying(manager, lambda: record(*batch)), report_task=REPORT_TASK,
+                                 stdout=directory / RUNNER_STDOUT)  # its bytes go to the database with each batch
 
         def should_cancel():
             recorder.flush_if_due()
             manager.begin()  # see what other transactions committed
-            requested = run.cancel_requested
+            # cancelled on request, handed back (draining), no longer this worker's (fenced), or
+            # this worker could not heartbeat for so long that others will soon take its runs
+            requested = run.cancel_requested or self.handing_back or self._cut_off() or not self.holds(run)
             manager.abort()
             return requested
 
@@ -318,10 +381,21 @@ class Dispatcher:
         finally:
             # Extravars hold the jobs' callback secrets and the cluster's secret options: keep none on disk.
             forget_secrets(directory)
+            host_keys = self._accepted_host_keys(run, directory / "known_hosts")
             shutil.rmtree(control_dir, ignore_errors=True)
 
         def finish():
-            app_root(run._p_jar).running_runs.pop(run.id, None)
+            if not self.holds(run):
+                log.warning("run %s ended after it was taken from this worker (%s): its end is not recorded",
+                            run.id, run.status_reason)
+                return
+            root = app_root(run._p_jar)
+            if host_keys:
+                run.cluster.project.keep_known_hosts(host_keys)
+            if status == "canceled" and not run.cancel_requested:  # stopped by this worker, not by a user
+                lose(root, run, f"worker {self.membership.id} stopped it before it ended ({self._why_stopped()})")
+                return
+            root.running_runs.pop(run.id, None)
             run.finish(status, rc, recorder.host_summary(), reason)
             run.cluster.run_finished(run, recorder.reports)
         # A run's end must be recorded, or its cluster waits forever: keep
@@ -334,8 +408,9 @@ class Dispatcher:
             error = exc  # bound here: `exc` is unset once the except clause ends
             retrying(manager, lambda: self._give_up(run, error), attempts=FINISH_ATTEMPTS)
 
-    @staticmethod
-    def _give_up(run, exc):
+    def _give_up(self, run, exc):
+        if not self.holds(run):
+            return
         app_root(run._p_jar).running_runs.pop(run.id, None)
         run.finish("failed", run.rc, run.hosts, f"the service could not record this run's end: {exc}")
         cluster = run.cluster
@@ -356,7 +431,7 @@ class Dispatcher:
             lent = self.lend_identity and cluster.lent
             inventory = parse_inventory(run.inventory)
             hostvars = effective_hostvars(inventory)
-            misplaced = misplaced_local_node(hostvars, self.var_dir, cluster.id)
+            misplaced = misplaced_local_node(hostvars, self.nodes_dir, cluster.id)
             if misplaced:
                 raise RunRefused(f"local node {misplaced[0]} would live in {misplaced[1]}, outside the cluster's "
                                  "own directory (an inventory stored before the service chose it)")
@@ -375,30 +450,50 @@ class Dispatcher:
                                                   credential.private_key(self.keyring))
             callback_key = callback_keys(root, self.keyring)[0]
             return RunAccess(secrets=cluster.secrets(self.keyring), key_files=key_files, lent=lent,
-                             known_hosts=self._known_hosts(cluster.project.id),
+                             known_hosts=self._known_hosts(cluster.project, directory),
                              sandbox_available=sandbox.available(self.sandbox["bwrap"]),
                              callback_key=callback_key, agents=self._agent_extravars(cluster, inventory, callback_key))
         finally:
             manager.abort()
 
-    def _known_hosts(self, project_id):
-        """The project's own known_hosts: a host key one project accepted
-        never decides another's logins."""
-        directory = self.var_dir / "known_hosts"
-        directory.mkdir(mode=0o700, exist_ok=True)
-        path = directory / project_id
-        path.touch(mode=0o600, exist_ok=True)
+    @staticmethod
+    def _known_hosts(project, directory):
+        """The project's own known_hosts (a host key one project accepted
+        never decides another's logins), kept in the database: written to
+        the run's directory for its ssh, merged back when it ends
+        (_keep_known_hosts)."""
+        path = directory / "known_hosts"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as stream:
+            stream.write(project.known_hosts)
         return str(path)
+
+    @staticmethod
+    def _accepted_host_keys(run, path):
+        """The run's known_hosts file (`path`) as it ended, or None: its end
+        merges the lines ssh added into its project's (Project.
+        keep_known_hosts), in the transaction that records it, so that a
+        run no longer held writes nothing."""
+        try:
+            return Path(path).read_text()
+        except FileNotFoundError:
+            return None  # the run ended before its access was written
+        except (OSError, UnicodeDecodeError):
+            log.exception("the known_hosts of run %s could not be read", run.id)
+            return None
 
     def _launch_extravars(self, manager, run, access):
         """The job specs for job_launch.yml, built now rather than stored;
         local nodes' jobs run sandboxed. Without agents each spec has its
-        callback secret; agents that are pushed jobs cannot call back."""
+        callback secret; agents that are pushed jobs cannot call back. The
+        uploads the jobs name are copied out of the database into the run's
+        own directory, beside its credentials: removed with them when it
+        ends (forget_secrets)."""
         manager.begin()
         try:
             cluster = run.cluster
             url = f"{self.callback_url}/v1/job-reports" if self.callback_url and not cluster.delivery else None
-            context = SpecContext(self.sandbox, access.sandbox_available, self.var_dir)
+            context = SpecContext(self.sandbox, access.sandbox_available)
             launch = {}
             for node, names in run.jobs.items():
                 for name in names:
@@ -408,8 +503,12 @@ class Dispatcher:
                     launch.setdefault(node, []).append(dict(
                         job_spec(cluster, job, context), callback_url=url,
                         callback_secret=job_secret(access.callback_key, job.id, job.attempts) if url else None))
-            return {"provisioner_jobs_launch": launch,
-                    "provisioner_jobs_uploads_src": str(project_upload_dir(self.var_dir, cluster.project.id))}
+            private = run_directory(self.var_dir, run) / CREDENTIALS_DIR
+            private.mkdir(mode=0o700, exist_ok=True)
+            uploads = private / "uploads"
+            cluster.project.uploads.copy_out(
+                {entry["upload"] for specs in launch.values() for spec in specs for entry in spec["files"]}, uploads)
+            return {"provisioner_jobs_launch": launch, "provisioner_jobs_uploads_src": str(uploads)}
         finally:
             manager.abort()
 

@@ -1,8 +1,10 @@
 """What the runner keeps of ansible-runner's events: a summary of each,
-committed in batches, and the live progress of the run."""
+committed in batches with the output written since the last batch, and the
+live progress of the run."""
 import json
 import logging
 import time
+from pathlib import Path
 
 from ..models.run import HOST_COUNTERS
 
@@ -13,6 +15,8 @@ RESULT_EVENTS = {
     "runner_on_skipped": "skipped",
 }
 MAX_MESSAGE = 2000
+# ansible-runner's stdout file in a run's private data directory (ident "run")
+RUNNER_STDOUT = Path("artifacts", "run", "stdout")
 log = logging.getLogger(__name__)
 
 
@@ -36,13 +40,42 @@ def summarize(event):
     }
 
 
+class OutputFollower:
+    """Reads what ansible-runner has added to its stdout file since the last
+    read. ansible-runner flushes the file after every write, from the thread
+    that calls the event handler and the cancel callback (the one reading)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.offset = 0
+
+    def waiting(self):
+        try:
+            return self.path.stat().st_size > self.offset
+        except FileNotFoundError:
+            return False
+
+    def read(self):
+        try:
+            with open(self.path, "rb") as stream:
+                stream.seek(self.offset)
+                data = stream.read()
+        except FileNotFoundError:
+            return b""
+        self.offset += len(data)
+        return data
+
+
 class EventRecorder:
     """Collects events as ansible-runner reports them and hands them to
-    `commit(events, progress)` in batches: when `batch_size` are waiting, or
-    `interval` seconds after the first one waiting, and at the end."""
+    `commit(events, progress, output)` in batches, with the bytes added to
+    the `stdout` file since the last batch: when `batch_size` events are
+    waiting, or `interval` seconds after the first one waiting (or, with no
+    event waiting, after the last batch if output is), and at the end."""
 
-    def __init__(self, commit, batch_size=200, interval=0.5, clock=time.monotonic, report_task=None):
+    def __init__(self, commit, batch_size=200, interval=0.5, clock=time.monotonic, report_task=None, stdout=None):
         self.commit = commit
+        self.output = OutputFollower(stdout) if stdout is not None else None
         self.report_task = report_task
         self.reports = {}  # host -> the JSON printed by the report task
         self.batch_size = batch_size
@@ -50,6 +83,7 @@ class EventRecorder:
         self.clock = clock
         self.pending = []
         self.pending_since = None
+        self.flushed_at = clock()
         self.tasks_started = 0
         self.current_task = None
         self.hosts = {}
@@ -69,12 +103,19 @@ class EventRecorder:
         return False  # kept in ZODB; ansible-runner need not write it to disk too
 
     def flush_if_due(self):
-        if self.pending and self.clock() - self.pending_since >= self.interval:
+        if self.pending:
+            due = self.clock() - self.pending_since >= self.interval
+        else:  # output without events: the last lines of an event, written after it was handed over
+            due = self.clock() - self.flushed_at >= self.interval and self.output is not None \
+                and self.output.waiting()
+        if due:
             self.flush()
 
     def flush(self):
         events, self.pending, self.pending_since = self.pending, [], None
-        self.commit(events, self.progress())
+        output = self.output.read() if self.output is not None else b""
+        self.flushed_at = self.clock()
+        self.commit(events, self.progress(), output)
 
     def progress(self):
         done = self.tasks_started if self.stats is not None else max(self.tasks_started - 1, 0)

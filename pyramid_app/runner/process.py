@@ -8,6 +8,20 @@ from pathlib import Path
 HOST = socket.gethostname()
 
 
+def _machine():
+    """This kernel and pid namespace: where a pid names the same process
+    (two containers on one host may share its name, not its pids)."""
+    boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return f"{boot}:{namespace}"
+
+
+MACHINE = _machine()
+
+
 def _start_time(pid):
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -19,15 +33,22 @@ def _start_time(pid):
 
 def this_process():
     pid = os.getpid()
-    return {"host": HOST, "pid": pid, "start": _start_time(pid)}
+    return {"host": HOST, "machine": MACHINE, "pid": pid, "start": _start_time(pid)}
+
+
+def on_this_machine(owner):
+    """Whether `owner` (a this_process() of any process) runs where this one
+    does; one recorded before machines were, when its host is this one."""
+    machine = owner.get("machine")
+    return machine == MACHINE if machine else owner.get("host") == HOST
 
 
 def is_alive(owner):
-    """False when the owner is a process on this host that has exited; a
-    process on another host (ZEO) is taken to be alive."""
+    """False when the owner is a process on this machine that has exited; a
+    process elsewhere is taken to be alive (its lease tells)."""
     if owner is None:
         return False
-    if owner["host"] != HOST:
+    if not on_this_machine(owner):
         return True
     return _start_time(owner["pid"]) == owner["start"]
 

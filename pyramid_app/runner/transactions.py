@@ -1,7 +1,10 @@
 import random
 import time
 
+import transaction
 from ZODB.POSException import ConflictError
+
+from ..resources import app_root
 
 
 def retrying(manager, work, attempts=5):
@@ -23,3 +26,14 @@ def retrying(manager, work, attempts=5):
         except BaseException:
             manager.abort()
             raise
+
+
+def in_own_transaction(db, work, attempts=5):
+    """`work(root)` committed in a transaction of a connection of its own,
+    retried on conflicts; its result."""
+    manager = transaction.TransactionManager()
+    connection = db.open(transaction_manager=manager)
+    try:
+        return retrying(manager, lambda: work(app_root(connection)), attempts=attempts)
+    finally:
+        connection.close()

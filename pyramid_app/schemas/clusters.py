@@ -76,6 +76,8 @@ class Run(Entity):
     finished_at = colander.SchemaNode(colander.String(), missing=None)
     hosts = AnyObject(description="Per host: ok, changed, failed, unreachable, skipped.")
     status_reason = colander.SchemaNode(colander.String(), missing=None)
+    worker = colander.SchemaNode(colander.String(), missing=None,
+                                 description="The worker (GET /v1/workers) that runs or ran it.")
     events = colander.SchemaNode(colander.Int(), description="How many events are recorded.")
 
 

@@ -23,3 +23,16 @@ class Info(colander.MappingSchema):
 
 class Health(colander.MappingSchema):
     status = colander.SchemaNode(colander.String(), description="'ok'")
+
+
+class Worker(colander.MappingSchema):
+    id = colander.SchemaNode(colander.String(), description="Registered when the process started.")
+    host = colander.SchemaNode(colander.String())
+    pid = colander.SchemaNode(colander.Int())
+    started_at = colander.SchemaNode(colander.String(), description="RFC 3339, UTC.")
+    last_seen = colander.SchemaNode(colander.String(), description="Its last heartbeat, RFC 3339, UTC.")
+    slots = colander.SchemaNode(colander.Int(), description="Playbook runs it may execute at once.")
+    busy = colander.SchemaNode(colander.Int(), description="Runs it was executing at its last heartbeat.")
+    state = colander.SchemaNode(colander.String(), validator=colander.OneOf(["active", "draining", "dead"]),
+                                description="dead: silent past the lease (or its process exited); its runs are lost.")
+    reason = colander.SchemaNode(colander.String(), missing=None, description="Why it is dead.")

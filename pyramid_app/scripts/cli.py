@@ -4,6 +4,7 @@
     provisioner users set-password NAME [-c development.ini]
     provisioner render SERVICE VERSION --name NAME --options options.json [-c development.ini]
     provisioner secrets rotate [-c development.ini]
+    provisioner worker [-c production.ini]
 
 The password is asked twice on a terminal, or read from standard input
 (`--password-stdin`) for scripts.
@@ -30,6 +31,7 @@ from ..models.cluster import configure
 from ..models.service import Service, ServiceVersion
 from ..evolve import evolve, pack_away_history
 from ..rotation import reseal_everything, rotate
+from ..runner.worker_command import run_worker
 from ..sealing import KeyRing, SealingError
 from ..resources import app_root
 from ..schemas.common import NAME_RULE, is_valid_name
@@ -118,7 +120,7 @@ def find_service(args, loaded_settings, resources):
         service = Service(args.service)
         entry = service.add(args.version, ServiceVersion(args.version, loaded["description"], builtin=True))
         entry.configure(options=loaded["options"], template=loaded["template"], playbooks=loaded["playbooks"],
-                        server={"var_dir": loaded_settings["provisioner.var_dir"]})
+                        server=settings_module.server_context(loaded_settings))
         return entry
     db = open_database(args.config)
     resources.callback(db.close)
@@ -141,7 +143,7 @@ def render(args):
         with ExitStack() as resources:
             entry = find_service(args, loaded_settings, resources)
             _, inventory = configure(entry, given, name=args.name, cluster_id=args.id, project=args.project,
-                                     server={"var_dir": loaded_settings["provisioner.var_dir"]})
+                                     server=settings_module.server_context(loaded_settings))
     except APIError as exc:
         problems = "\n".join(f"  {d['name']}: {d['description']}" for d in exc.details)
         sys.exit(f"{exc.message}\n{problems}".rstrip())
@@ -170,6 +172,10 @@ def secrets_rotate(args):
     if ring is not None:
         print("The key is configured (PROVISIONER_SECRET_KEY or provisioner.secret_key): set it to this before "
               f"starting the service again:\n{ring}")
+
+
+def worker(args):
+    run_worker(args.config)
 
 
 def parser():
@@ -204,6 +210,11 @@ def parser():
                                          "server first)")
     command.add_argument("-c", "--config", default="development.ini", help="the ini file (development.ini)")
     command.set_defaults(handler=secrets_rotate)
+
+    command = commands.add_parser("worker", help="run playbooks, place jobs and sweep, without HTTP, until SIGTERM "
+                                  "(which drains it)")
+    command.add_argument("-c", "--config", default="production.ini", help="the ini file (production.ini)")
+    command.set_defaults(handler=worker)
     return top
 
 

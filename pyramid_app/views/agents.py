@@ -3,7 +3,7 @@ authenticated by the node's own secret (no bearer token)."""
 import threading
 import time
 
-from pyramid.response import FileResponse
+from pyramid.response import FileIter, Response
 
 from .. import settings
 from ..agents import SpecContext, answer, authenticate, named_by_jobs_out
@@ -12,7 +12,7 @@ from ..errors import NotFound
 from ..models.run import AGENT_SIGNAL
 from ..runner import sandbox
 from ..schemas import agents as schemas
-from ..uploads import project_upload_dir, upload_target
+from ..uploads import CHUNK, upload_name
 
 TAGS = ("agents",)
 ERRORS = (400, 403, 410)
@@ -23,7 +23,7 @@ def _context(request):
     registry = request.registry
     bwrap = settings.get(registry, "bwrap")
     return SpecContext({"bwrap": bwrap, "network": settings.get(registry, "local_jobs_network")},
-                       sandbox.available(bwrap), settings.get(registry, "var_dir"))
+                       sandbox.available(bwrap))
 
 
 class PollGate:
@@ -99,8 +99,12 @@ def agent_reports(request):
           query=schemas.FileQuery(), produces="application/octet-stream", errors=(400, 403, 404, 410), tags=TAGS)
 def agent_file(request):
     cluster, node = authenticate(request)
-    root = project_upload_dir(settings.get(request.registry, "var_dir"), cluster.project.id)
-    target, normal = upload_target(root, request.validated_query["path"])
-    if not target.is_file() or not named_by_jobs_out(cluster, node, request.validated_query["path"]):
+    normal = upload_name(request.validated_query["path"])
+    upload = cluster.project.uploads.get(normal)
+    if upload is None or not named_by_jobs_out(cluster, node, request.validated_query["path"]):
         raise NotFound(f"No job out on {node} names an upload {normal!r} of project {cluster.project.name!r}.")
-    return FileResponse(str(target), request=request, content_type="application/octet-stream")
+    # the blob's committed file, opened for this response alone: streamed
+    # after the view returns, whatever storage holds it
+    stream = upload.open()
+    return Response(app_iter=FileIter(stream, CHUNK), content_type="application/octet-stream",
+                    content_length=upload.size, etag=upload.digest)

@@ -9,7 +9,6 @@ from ..errors import APIError, Conflict, ValidationFailed, detail
 from ..models.cluster import Requester, configure
 from ..rendering import inventory_as_ini, inventory_as_json, parse_inventory
 from ..runner import sandbox
-from ..runner.dispatcher import stdout_path
 from ..schemas import clusters as schemas
 from ..sealing import open_values
 from ..schemas.common import ListOf, Pagination
@@ -18,7 +17,7 @@ TAGS = ("clusters",)
 
 
 def _server(request):
-    return {"var_dir": settings.get(request, "var_dir")}
+    return settings.server_context(request.registry.settings)
 
 
 def _requester(request):
@@ -187,11 +186,6 @@ def get_stdout(request):
     if query["end_line"] is not None and query["end_line"] < query["start_line"]:
         raise APIError("end_line must not be before start_line.", details=[
             detail("querystring", "end_line", "before start_line")])
-    path = stdout_path(settings.get(request, "var_dir"), request.context)
-    try:
-        with open(path, encoding="utf-8", errors="replace") as stream:
-            lines = list(islice(stream, query["start_line"], query["end_line"]))
-    except FileNotFoundError:
-        lines = []
-    return Response("".join(lines), content_type="text/plain", charset="utf-8")
+    text = request.context.output.text(query["start_line"], query["end_line"])
+    return Response(text, content_type="text/plain", charset="utf-8")
 

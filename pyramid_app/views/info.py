@@ -6,11 +6,12 @@ from importlib.metadata import version as package_version
 from ZODB.utils import z64
 
 from .. import runner, settings
-from ..api import endpoint
+from ..api import endpoint, page
 from ..connections import database
 from ..errors import APIError
 from ..openapi import openapi_document
 from ..schemas import info as schemas
+from ..schemas.common import ListOf, Pagination
 
 VERSION = package_version("provisioner")
 
@@ -37,6 +38,17 @@ def info(request):
         "mode": request.registry.mode,
         "runner": runner.stats(request),
     }
+
+
+@endpoint("workers", "GET", summary="Every process that runs playbooks, with its lease (admins only).",
+          permission="admin", query=Pagination(), response=ListOf(schemas.Worker()), errors=(400, 401, 403),
+          tags=("service",))
+def workers(request):
+    registered = request.app_root.workers
+    lease = settings.get(request, "worker_lease_seconds")
+    after = request.validated_query["after"]
+    ids = registered.keys() if after is None else registered.keys(min=after, excludemin=True)
+    return page(request, ids, lambda worker_id: registered[worker_id].as_json(lease), len(registered))
 
 
 @endpoint("healthz", "GET", summary="200 when the storage answers, 503 otherwise (no token needed).",

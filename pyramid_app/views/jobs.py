@@ -15,7 +15,7 @@ from ..models.cluster import own_directory
 from ..schemas import jobs as schemas
 from ..schemas.common import ListOf
 from ..security import callback_keys, secret_matches
-from ..uploads import placement_problems, project_upload_dir, upload_target
+from ..uploads import placement_problems, upload_name
 
 TAGS = ("jobs",)
 
@@ -44,8 +44,7 @@ def _job_specs(request, cluster):
     if "cpus" in defaults and defaults["cpus"].is_integer():
         defaults["cpus"] = int(defaults["cpus"])
     schema, specs, problems = schemas.JobSpec(), [], []
-    uploads = UploadChecks(project_upload_dir(settings.get(request, "var_dir"), cluster.project.id),
-                           cluster.project.name)
+    uploads = UploadChecks(cluster.project.uploads, cluster.project.name)
     earlier = set()  # names given earlier in this body; the cluster's own are looked up one by one
     for index, item in enumerate(items):
         prefix = f"[{index}]." if isinstance(body, list) else ""
@@ -72,12 +71,12 @@ def _job_specs(request, cluster):
 
 
 class UploadChecks:
-    """Jobs' `files` checked against their project's upload directory (no
-    other project's, nor the global one), each name once per request however
+    """Jobs' `files` checked against their project's uploads (no other
+    project's, nor the global ones), each name once per request however
     many jobs name it."""
 
-    def __init__(self, root, project):
-        self.root = root
+    def __init__(self, uploads, project):
+        self.uploads = uploads
         self.project = project  # its name, for the messages
         self.checked = {}  # name -> (normal name, problem or None)
 
@@ -97,10 +96,10 @@ class UploadChecks:
 
     def _check(self, name):
         try:
-            target, normal = upload_target(self.root, name)
+            normal = upload_name(name)
         except ValidationFailed as invalid:
             return None, invalid.details[0]["description"]
-        if not target.is_file():
+        if normal not in self.uploads:
             return None, (f"no upload {name!r} in project {self.project!r}: "
                           f"PUT /v1/projects/{self.project}/uploads?path=...")
         return normal, None
@@ -263,7 +262,7 @@ def _stream(request, which):
     tail = job.stdout_tail if which == "stdout" else job.stderr_tail
     node = cluster.node_resources.get(job.node) if job.node is not None and job.attempts else None
     if node is not None and node.get("local"):
-        own = own_directory(settings.get(request, "var_dir"), cluster.id)
+        own = own_directory(settings.get(request, "nodes_dir"), cluster.id)
         data = read_end(own, Path(cluster.job_dir(job)) / which, MAX_STREAM_BYTES)
         if data is not None:
             return Response(body=data, content_type="text/plain", charset="utf-8")

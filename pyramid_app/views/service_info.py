@@ -3,35 +3,38 @@ from .. import settings
 from ..api import endpoint
 from ..models.warning import warning_json
 from ..schemas import service_info as schemas
-from ..uploads import project_upload_dir, store, upload_dir
 
 TAGS = ("service",)
 
 
-@endpoint("uploads", "PUT", summary="Store the raw body as a file in the server's global upload directory "
+@endpoint("uploads", "PUT", summary="Store the raw body as a file in the service's global uploads "
           "(admins only; no job reads it: a project's jobs name the uploads of PUT "
           "/v1/projects/{project}/uploads). Paths that leave the directory are refused.", permission="admin",
           query=schemas.UploadQuery(), raw_body="application/octet-stream", response=schemas.Upload(),
           other_statuses=(201,), errors=(400, 401, 403, 413), tags=TAGS)
 def upload(request):
-    return stored(request, upload_dir(settings.get(request, "var_dir")))
+    return stored(request, request.app_root.uploads)
 
 
-@endpoint("project_uploads", "PUT", summary="Store the raw body as a file in the project's upload directory "
+@endpoint("project_uploads", "PUT", summary="Store the raw body as a file in the project's uploads "
           "(members); the project's jobs name uploads in `files` to have them copied into their directory, "
           "and no other project's job can. Paths that leave the directory are refused.", permission="edit",
           query=schemas.UploadQuery(), raw_body="application/octet-stream", response=schemas.Upload(),
           other_statuses=(201,), errors=(400, 401, 403, 404, 413), tags=("projects",))
 def project_upload(request):
-    return stored(request, project_upload_dir(settings.get(request, "var_dir"), request.context.id))
+    return stored(request, request.context.uploads)
 
 
-def stored(request, root):
-    """Store the body under ?path= in the upload directory `root`: 201, or
-    200 when it replaced a file."""
-    name, existed = store(root, request.validated_query["path"], request.body)
+def stored(request, uploads):
+    """Store the body under ?path= in `uploads` (in the database, as a
+    blob): 201, or 200 when it replaced a file. The body is streamed into
+    the blob from the request's own copy (a temporary file past a few
+    kilobytes, which pyramid_retry keeps for a retried attempt)."""
+    request.make_body_seekable()  # and at its start, for a retried attempt too
+    name, existed, size = uploads.store(request.validated_query["path"], request.body_file_raw,
+                                        limit=settings.get(request, "max_body_size"))
     request.response.status_int = 200 if existed else 201
-    return {"path": name, "size": len(request.body)}
+    return {"path": name, "size": size}
 
 
 def _visible_projects(request):

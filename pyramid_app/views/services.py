@@ -7,10 +7,6 @@ from ..models.service import check_playbooks
 TAGS = ("services",)
 
 
-def _server(request):
-    return {"var_dir": settings.get(request, "var_dir")}
-
-
 @endpoint("services", "GET", summary="The service catalog: every service and its versions.",
           permission="authenticated", query=Pagination(), response=ListOf(schemas.Service()), errors=(400, 401),
           tags=TAGS)
@@ -29,7 +25,8 @@ def register_service(request):
         check_playbooks(data["playbooks"], settings.get(request, "playbooks_dir"))
     entry = request.app_root.services.register(
         data["name"], data["version"], data["description"], options=data["options"], template=data["template"],
-        playbooks=data["playbooks"], server=_server(request), keyring=request.registry.keyring,
+        playbooks=data["playbooks"], server=settings.server_context(request.registry.settings),
+        keyring=request.registry.keyring,
         idempotent=data["idempotent"])
     return created(request, entry.as_json())
 
@@ -57,7 +54,8 @@ def _change(request, **configuration):
     """One part of a registered (not built-in) version, checked as a whole."""
     entry = request.context
     entry.refuse_change_if_builtin()
-    entry.configure(server=_server(request), keyring=request.registry.keyring, **configuration)
+    entry.configure(server=settings.server_context(request.registry.settings),
+                    keyring=request.registry.keyring, **configuration)
     return entry.as_json()
 
 

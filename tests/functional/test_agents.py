@@ -2,6 +2,7 @@
 waitress server the agents pull from, real create runs that start them,
 real wrappers and jobs, and the agent endpoints under attack."""
 import base64
+import hashlib
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ import yaml
 from webtest.http import StopableWSGIServer
 
 from pyramid_app import main
-from pyramid_app.agents import agent_secret, places_of
+from pyramid_app.agents import SpecContext, agent_secret, places_of, pulled_spec
 from pyramid_app.connections import database
 from pyramid_app.resources import app_root
 from pyramid_app.schemas.agents import MAX_WAIT
@@ -531,6 +532,28 @@ def test_an_agent_fetches_only_its_own_projects_uploads(env):
     name = unique("reads-upload")
     submit(env, {"name": name, "cmd": f"cat {path}", "files": [path]})
     assert finished(env, name)["stdout"] == "demo's\n"
+
+
+def test_an_upload_comes_back_to_the_agent_byte_for_byte_with_its_stored_digest(env):
+    """Uploads are blobs in the database: GET /v1/agents/files streams the
+    bytes uploaded, and the spec an agent pulls gives their sha256, stored
+    with them (a node that has it staged fetches it no more)."""
+    path = f"bin/{unique('bytes')}.bin"
+    body = os.urandom(200_000) + bytes(range(256)) + b"\r\n\0"
+    digest = hashlib.sha256(body).hexdigest()
+    env.testapp.put(f"/v1/projects/demo/uploads?path={path}", body, headers=dict(env.api.as_admin, **OCTETS),
+                    status=201)
+    name = unique("holds-bytes")
+    submit(env, {"name": name, "cmd": "sleep 60", "node": "node-1", "files": [path]})
+    until(lambda: job_of(env, name)["state"] == "running", 60, f"{name} never ran")
+    response = env.testapp.get(f"/v1/agents/files?path={path}", headers=env.agent("demo", "pair", "node-1"))
+    assert response.body == body and response.content_type == "application/octet-stream"
+    assert response.content_length == len(body)
+    with database(env.testapp.app.registry).transaction() as connection:
+        cluster = app_root(connection).projects["demo"].clusters["pair"]
+        spec = pulled_spec(cluster, cluster.jobs[name], SpecContext(None, False))
+    assert [(entry["upload"], entry["digest"]) for entry in spec["files"]] == [(path, digest)]
+    env.testapp.delete(f"{env.jobs()}/{name}", headers=env.api.as_admin)
 
 
 def test_an_agent_cannot_say_a_job_is_missing(env):

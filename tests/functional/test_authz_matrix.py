@@ -66,6 +66,7 @@ MATRIX = [
     ("warnings",          "DELETE", 401,  401,  401,  200,  200,  200,  200,  200),
     # admins only
     ("users",             "GET",    401,  401,  401,  403,  403,  403,  403,  200),
+    ("workers",           "GET",    401,  401,  401,  403,  403,  403,  403,  200),
     ("user",              "GET",    401,  401,  401,  403,  403,  403,  403,  200),
     ("user",              "PUT",    401,  401,  401,  403,  403,  403,  403,  200),
     ("user",              "DELETE", 401,  401,  401,  403,  403,  403,  403,  204),
@@ -115,6 +116,7 @@ MATRIX = [
 # The object each route's path names (made by `matrix` below).
 PATHS = {
     "version": "/v1/version", "openapi": "/v1/openapi.json", "healthz": "/healthz", "info": "/v1/info",
+    "workers": "/v1/workers",
     "token": "/v1/auth/token", "me": "/v1/users/me", "users": "/v1/users", "user": "/v1/users/target",
     "projects": "/v1/projects", "project": PROJECT, "members": f"{PROJECT}/members",
     "member": f"{PROJECT}/members/vera",

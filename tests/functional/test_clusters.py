@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from pyramid_app import main
+from pyramid_app.connections import database
+from pyramid_app.resources import app_root
 from tests.conftest import Client, assert_error, close, in_state, settings_for, wait_for
 from tests.server import REPOSITORY
 
@@ -103,6 +106,40 @@ def test_runs_events_and_stdout(active, testapp, api):
     assert_error(testapp.get(f"{stdout_url}?start_line=3&end_line=1", headers=api.as_admin, status=400), 400)
     assert_error(testapp.get(f"{events_url}?after=-1", headers=api.as_admin, status=400), 400)
     assert_error(testapp.get(f"{CLUSTERS}/shared/runs/nope/stdout", headers=api.as_admin, status=404), 404)
+
+
+def test_a_run_s_output_reads_through_the_api_while_it_runs_and_is_what_ansible_runner_wrote(testapp, api,
+                                                                                           var_dir):
+    """The output is in the database, committed with each batch of events:
+    any process sharing it reads the same, also while the run is running."""
+    create(testapp, api, "watched", {"nodes": 2})
+    run = testapp.get(f"{CLUSTERS}/watched/runs", headers=api.as_admin).json["items"][0]
+    run_url = f"{CLUSTERS}/watched/runs/{run['name']}"
+    while_running, deadline = [], time.monotonic() + 120
+    while True:
+        before = testapp.get(run_url, headers=api.as_admin).json["status"]
+        text = testapp.get(f"{run_url}/stdout", headers=api.as_admin).text
+        after = testapp.get(run_url, headers=api.as_admin).json
+        if before == after["status"] == "running" and text:
+            while_running.append(text)
+        if after["finished_at"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert after["status"] == "successful", after
+    final = testapp.get(f"{run_url}/stdout", headers=api.as_admin).text
+    assert while_running, "no output could be read while the run ran"
+    assert "PLAY RECAP" not in while_running[0] and "PLAY RECAP" in final
+    assert all(final.startswith(text) for text in while_running)  # it only grew
+
+    written = var_dir / "runs" / run["id"] / "artifacts" / "run" / "stdout"  # ansible-runner's own file
+    with open(written, encoding="utf-8", errors="replace") as stream:
+        assert final == stream.read()  # as the view answered when it read the file
+    with database(testapp.app.registry).transaction() as connection:
+        output = app_root(connection).projects["demo"].clusters["watched"].runs[run["name"]].output
+        assert b"".join(output.lines()) == written.read_bytes() and output.size == written.stat().st_size
+    lines = final.splitlines(keepends=True)
+    assert testapp.get(f"{run_url}/stdout?start_line=2&end_line=5", headers=api.as_admin).text == "".join(lines[2:5])
+    assert testapp.get(f"{run_url}/stdout?start_line={len(lines) - 1}", headers=api.as_admin).text == lines[-1]
 
 
 def test_inventory_in_three_formats_runs_with_plain_ansible_playbook(active, testapp, api, tmp_path):

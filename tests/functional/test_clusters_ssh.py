@@ -3,7 +3,9 @@
 project (the servers' client key, POSTed first), never with the service's
 own keys or agent; the service chooses their work directories,
 /var/tmp/provisioner/<cluster id> on each host (this machine)."""
+import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -14,6 +16,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from webtest.http import StopableWSGIServer
 
 from pyramid_app import main
+from pyramid_app.connections import database
+from pyramid_app.resources import app_root
 from tests.conftest import Client, assert_error, close, in_state, settings_for, wait_for
 
 CLUSTERS = "/v1/projects/demo/clusters"
@@ -38,6 +42,11 @@ def credential(api, sshd_hosts):
     """The servers' client key as demo's credential "sshkey" (the admin
     created the project: its owner)."""
     return api.testapp.post_json(CREDENTIALS, sshd_hosts.credential(), headers=api.as_admin, status=201).json
+
+
+def stored_known_hosts(app, project="demo"):
+    with database(app.registry).transaction() as connection:
+        return app_root(connection).projects[project].known_hosts
 
 
 def throwaway_key():
@@ -89,9 +98,14 @@ def test_create_scale_down_and_tear_down_on_two_ssh_hosts(api, sshd_hosts, crede
     assert "PRIVATE KEY" not in text and sshd_hosts.private_key_file not in text
     for node in ("node-1", "node-2"):
         assert json.loads((workdir / node / "node.json").read_text())["provider"] == "ssh"
-    # the hosts' keys went to the project's own known_hosts, not to ~/.ssh
-    project_id = testapp.get("/v1/projects/demo", headers=admin).json["id"]
-    assert (tmp_path / "var" / "known_hosts" / project_id).read_text().count("\n") == 2
+    # the hosts' keys went to the project's own known_hosts, kept in the database, not to ~/.ssh
+    learned = stored_known_hosts(testapp.app)
+    assert learned.count("\n") == 2 and "127.0.0.2" in learned and "127.0.0.3" in learned
+    assert not (tmp_path / "var" / "known_hosts").exists()
+    # what is stored is what the next run's ssh starts from
+    marker = "marker.invalid ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHNvbWUta2V5LW5vLWhvc3QtaGFzLWF0LWFsbC0"
+    with database(testapp.app.registry).transaction() as connection:
+        app_root(connection).projects["demo"].known_hosts += marker + "\n"
 
     testapp.patch_json(f"{CLUSTERS}/remote", {"options": {"nodes": 1}}, headers=admin, status=202)
     cluster, _ = wait_for(testapp, f"{CLUSTERS}/remote", admin, in_state("active", "failed"))
@@ -99,6 +113,9 @@ def test_create_scale_down_and_tear_down_on_two_ssh_hosts(api, sshd_hosts, crede
     assert not (workdir / "node-2").exists() and (workdir / "node-1").exists()
     shrink = testapp.get(f"{CLUSTERS}/remote/runs", headers=admin).json["items"][1]
     assert (shrink["playbook"], shrink["limit"], shrink["status"]) == ("cluster_teardown.yml", "node-2", "successful")
+    ran_with = (tmp_path / "var" / "runs" / shrink["id"] / "known_hosts").read_text()
+    assert ran_with.splitlines() == learned.splitlines() + [marker], ran_with
+    assert stored_known_hosts(testapp.app) == learned + marker + "\n"  # nothing twice
 
     testapp.delete(f"{CLUSTERS}/remote", headers=admin, status=202)
     cluster, _ = wait_for(testapp, f"{CLUSTERS}/remote", admin, in_state("deleted", "failed"))
@@ -121,14 +138,24 @@ def test_jobs_on_ssh_nodes_report_their_output(api, sshd_hosts, credential, tmp_
         cluster, _ = wait_for(testapp, f"{CLUSTERS}/remote", admin, in_state("active", "failed"))
         assert cluster["state"] == "active", cluster["state_reason"]
         jobs = f"{CLUSTERS}/remote/jobs"
+        # an upload reaches the node byte for byte: pushed, the launch run copies it from its own directory;
+        # pulled, the agent fetches it
+        body = os.urandom(100_000) + bytes(range(256))
+        testapp.put("/v1/projects/demo/uploads?path=data/in.bin", body,
+                    headers=dict(admin, **{"Content-Type": "application/octet-stream"}), status=201)
         testapp.post_json(f"{jobs}?rep_grp=remote", [{"name": "ok", "cmd": "echo from $(hostname)"},
-                                                     {"name": "bad", "cmd": "echo oops >&2; exit 4"}], headers=admin)
+                                                     {"name": "bad", "cmd": "echo oops >&2; exit 4"},
+                                                     {"name": "file", "cmd": "sha256sum data/in.bin",
+                                                      "files": ["data/in.bin"]}], headers=admin)
         done = lambda j: j["state"] in ("succeeded", "failed", "cancelled", "lost")  # noqa: E731
         ok = wait_for(testapp, f"{jobs}/ok?std=true", admin, done)[0]
         bad = wait_for(testapp, f"{jobs}/bad?std=true", admin, done)[0]
         assert ok["state"] == "succeeded" and ok["stdout"].startswith("from ")
         assert (bad["state"], bad["exit_code"], bad["stderr"]) == ("failed", 4, "oops\n")
         assert testapp.get(f"{jobs}/bad/stderr", headers=admin).text == "oops\n"
+        file = wait_for(testapp, f"{jobs}/file?std=true", admin, done)[0]
+        assert file["state"] == "succeeded" and file["stdout"].split() == [hashlib.sha256(body).hexdigest(),
+                                                                          "data/in.bin"], file
         steps = {run["step"] for run in testapp.get(f"{CLUSTERS}/remote/runs?limit=100", headers=admin).json["items"]}
         assert ("launch" in steps) == (delivery == "push"), steps
         assert_no_key_left(testapp.app, tmp_path / "var")

@@ -2,15 +2,13 @@
 malformed inputs its generators never produce (bytes that are not UTF-8,
 lone surrogates, deep nesting), tried by hand next to it. Every refusal is
 a 4xx in the one error shape, with nothing stored."""
-from pathlib import Path
 
 import pytest
 import transaction
 
 from pyramid_app.resources import app_root
-from pyramid_app.runner.dispatcher import stdout_path
 from pyramid_app.runner.events import summarize
-from tests.conftest import assert_error, finish_step, settings_for
+from tests.conftest import assert_error, finish_step, settings_for, upload_names
 
 CLUSTERS = "/v1/projects/demo/clusters"
 
@@ -61,8 +59,7 @@ def test_an_upload_path_part_longer_than_a_file_name_is_a_400(app_settings, test
     for path in ("a" * 256, "x/" + "b" * 300 + "/y", "/".join(["c" * 200] * 20)):
         response = testapp.put(f"/v1/uploads?path={path}", b"data", headers=admin, status=400)
         assert assert_error(response, 400, "ValidationFailed")["details"][0]["location"] == "querystring"
-    uploads = Path(app_settings["provisioner.var_dir"], "uploads")
-    assert not any(path.is_file() for path in uploads.rglob("*"))
+    assert upload_names(testapp.app, None) == []
 
 
 def test_every_success_status_a_view_sets_is_documented(testapp):
@@ -136,22 +133,21 @@ def test_an_empty_query_value_is_documented_as_left_out(app, testapp, admin):
     assert parameters["state"]["allowEmptyValue"] is True and "allowEmptyValue" not in parameters["std"]
 
 
-def test_numbers_past_what_events_and_stdout_take_are_a_400(app, app_settings, testapp, admin):
+def test_numbers_past_what_events_and_stdout_take_are_a_400(app, testapp, admin):
     """GET .../events?after=74026890190 and .../stdout?start_line=2**63 were 500s on a run with output."""
     testapp.post_json(CLUSTERS, {"name": "c1", "service": "batch", "options": {"nodes": 1}}, headers=admin)
     connection = app.registry._zodb_databases[""].open()
     with transaction.manager:
         run = app_root(connection).projects["demo"].clusters["c1"].step_runs[0]
-        run.record_events([{"counter": 1, "event": "playbook_on_start"}], {})
-        run_name, stdout = run.name, stdout_path(app_settings["provisioner.var_dir"], run)
+        run.record_events([{"counter": 1, "event": "playbook_on_start"}], {}, b"PLAY RECAP\n")
+        run_name = run.name
     connection.close()
-    stdout.parent.mkdir(parents=True)
-    stdout.write_text("PLAY RECAP\n")
     runs = f"{CLUSTERS}/c1/runs/{run_name}"
     for url in (f"{runs}/events?after={2**31}", f"{runs}/stdout?start_line={2**63}", f"{runs}/stdout?end_line={2**63}"):
         assert_error(testapp.get(url, headers=admin, status=400), 400, "ValidationFailed")
     assert testapp.get(f"{runs}/events?after={2**31 - 1}", headers=admin).json["items"] == []
     assert testapp.get(f"{runs}/stdout?start_line={2**63 - 1}", headers=admin).text == ""
+    assert testapp.get(f"{runs}/stdout?end_line={2**63 - 1}", headers=admin).text == "PLAY RECAP\n"
 
 
 # -- beyond the generators ----------------------------------------------------
@@ -168,7 +164,7 @@ def test_a_url_that_is_not_utf8_is_a_400(testapp, admin, url, location):
 def test_an_upload_path_that_is_not_utf8_is_a_400(app_settings, testapp, admin):
     """An upload path %-escaping a UTF-16 surrogate was a 500, before any file was written."""
     assert_error(testapp.put("/v1/uploads?path=%ED%A0%80", b"x", headers=admin, status=400), 400, "MalformedRequest")
-    assert not Path(app_settings["provisioner.var_dir"], "uploads").exists()
+    assert upload_names(testapp.app, None) == []
 
 
 def test_an_upload_below_an_uploaded_file_is_a_400(testapp, admin):

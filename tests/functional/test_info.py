@@ -34,7 +34,7 @@ def test_storage_down_is_503_everywhere(tmp_path):
 
 def test_info(testapp, api, tmp_path):
     info = testapp.get("/v1/info", headers=api.as_admin).json
-    assert info["storage"] == f"file://{tmp_path}/Data.fs"
+    assert info["storage"] == f"file://{tmp_path}/Data.fs?blobstorage_dir={tmp_path}/blobs"
     assert info["deployment"] == "development" and info["mode"] == "started"
     assert set(info["runner"]) == {"slots", "busy", "queued"}
     assert_error(testapp.get("/v1/info", status=401), 401)

@@ -1,14 +1,17 @@
 """Jobs through the API on one shared 2-node local cluster, with real node
 agents pulling from a waitress server and real wrappers."""
+import hashlib
+import os
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import webtest
 from webtest.http import StopableWSGIServer
 
 from pyramid_app import main
+from pyramid_app.connections import database
+from pyramid_app.resources import app_root
 from tests.conftest import Client, assert_error, close, in_state, settings_for, wait_for
 from tests.crashes import processes_naming
 
@@ -89,12 +92,25 @@ def test_uploads_named_in_files_are_copied_into_the_job_directory(api):
     assert finished(api, again)["stdout"] == "second\n"
 
 
+def test_an_uploads_bytes_reach_the_job_unchanged(api):
+    """Stored as a blob, fetched by the node's agent (its digest checked),
+    copied into the job's directory: byte for byte what was uploaded."""
+    name, path = unique("bytes"), f"bin/{unique('blob')}.bin"
+    body = os.urandom(300_000) + bytes(range(256)) + b"\r\n\0"
+    upload(api, path, body, status=201)
+    submit(api, {"name": name, "cmd": f"sha256sum {path} && wc -c < {path}", "files": [path]})
+    job = finished(api, name)
+    assert job["state"] == "succeeded", job
+    assert job["stdout"].split() == [hashlib.sha256(body).hexdigest(), path, str(len(body))], job["stdout"]
+
+
 def test_an_upload_gone_before_its_job_starts_fails_the_job_once(api):
     first, then, path = unique("first"), unique("then"), f"{unique('gone')}.txt"
     upload(api, path, b"soon gone", status=201)
     submit(api, [{"name": first, "cmd": "sleep 2"}, {"name": then, "cmd": "true", "deps": [first], "files": [path]}])
-    project = api.testapp.get("/v1/projects/demo", headers=api.as_admin).json["id"]
-    (Path(api.testapp.app.registry.settings["provisioner.var_dir"]) / "project-uploads" / project / path).unlink()
+    # no request removes an upload: its project's removal, or an admin's script, does
+    with database(api.testapp.app.registry).transaction() as connection:
+        app_root(connection).projects["demo"].uploads.remove(path)
     job = finished(api, then)
     assert job["state"] == "failed" and job["attempts"] == 1, job
     # the node's agent could not fetch it: the attempt fails, saying why, and is not tried again

@@ -75,7 +75,7 @@ def render(options, var_dir, *, cluster_id=None, credential_users=None, lend_ide
         options=template_options(spec, effective, users),
         cluster=dict(CLUSTER, id=cluster_id or CLUSTER["id"]),
         project=PROJECT,
-        server={"var_dir": str(var_dir), "lend_identity": lend_identity},
+        server={"var_dir": str(var_dir), "nodes_dir": str(Path(var_dir) / "nodes"), "lend_identity": lend_identity},
     )
 
 

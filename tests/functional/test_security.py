@@ -39,7 +39,7 @@ from pyramid.interfaces import IRoutesMapper
 from pyramid_app import main, rendering
 from pyramid_app.schemas.jobs import MAX_JOBS_PER_REQUEST
 from tests.conftest import (ADMIN_PASSWORD, Client, assert_error, close, finish_step, in_state, settings_for,
-                            wait_for)
+                            stored_upload, upload_names, wait_for)
 from tests.server import REPOSITORY
 
 pytestmark = pytest.mark.xdist_group("security")  # one real cluster for the module
@@ -425,20 +425,30 @@ def test_a_playbook_name_that_is_a_path_is_400(testapp, api, playbook):
 
 
 @pytest.mark.parametrize("path", ["%2e%2e/escape", "inputs/%2e%2e/%2e%2e/escape", "inputs/..%2f..%2fescape",
-                                  "link.txt", "dangling", "inputs//..//..//escape"])
+                                  "inputs//..//..//escape", "%2e%2e", "/tmp/escape"])
 def test_an_upload_that_leaves_the_upload_directory_is_400(testapp, api, tmp_path, path):
+    response = testapp.put(f"/v1/uploads?path={path}", b"x", headers=dict(api.as_admin, **OCTETS), status=400)
+    assert assert_error(response, 400, "ValidationFailed")["details"][0]["location"] == "querystring"
+    assert not (tmp_path / "escape").exists() and not (tmp_path.parent / "escape").exists()
+    assert upload_names(testapp.app, None) == []
+
+
+def test_links_where_uploads_once_lived_are_never_followed(testapp, api, tmp_path):
+    """Uploads are blobs in the database: links planted in the old upload
+    directory are names like any other, stored there, and what they point
+    at stays untouched."""
     uploads, outside = tmp_path / "uploads", tmp_path / "outside"
     (uploads / "inputs").mkdir(parents=True)
     outside.mkdir()
     (outside / "target.txt").write_text("untouched")
     (uploads / "link.txt").symlink_to(outside / "target.txt")
     (uploads / "dangling").symlink_to(outside / "new.txt")
-    response = testapp.put(f"/v1/uploads?path={path}", b"x", headers=dict(api.as_admin, **OCTETS), status=400)
-    assert assert_error(response, 400, "ValidationFailed")["details"][0]["location"] == "querystring"
+    for path in ("link.txt", "dangling"):
+        testapp.put(f"/v1/uploads?path={path}", b"x", headers=dict(api.as_admin, **OCTETS), status=201)
     assert (outside / "target.txt").read_text() == "untouched"
     assert sorted(p.name for p in outside.iterdir()) == ["target.txt"]
-    assert not (tmp_path / "escape").exists()
     assert sorted(p.name for p in uploads.rglob("*")) == ["dangling", "inputs", "link.txt"]
+    assert stored_upload(testapp.app, None, "link.txt") == b"x"
 
 
 def test_a_body_over_the_limit_is_413_and_nothing_is_stored(app, testapp, api, tmp_path):
@@ -446,7 +456,7 @@ def test_a_body_over_the_limit_is_413_and_nothing_is_stored(app, testapp, api, t
     response = testapp.put("/v1/uploads?path=big.bin", b"x" * (limit + 1), headers=dict(api.as_admin, **OCTETS),
                            status=413)
     assert_error(response, 413, "RequestTooLarge")
-    assert not (tmp_path / "uploads" / "big.bin").exists()
+    assert stored_upload(app, None, "big.bin") is None
 
 
 def test_more_jobs_than_the_maximum_in_one_post_is_400_and_nothing_is_stored(app, api):

@@ -1,5 +1,5 @@
 """Uploads and warnings."""
-from pathlib import Path
+import hashlib
 
 import pytest
 import transaction
@@ -8,7 +8,8 @@ import webtest
 from pyramid_app import main
 from pyramid_app.connections import database
 from pyramid_app.resources import app_root
-from tests.conftest import Client, assert_error, close, finish_step, settings_for
+from tests.conftest import (Client, assert_error, close, finish_step, settings_for, stored_upload, upload_blob_file,
+                            upload_names)
 
 OCTETS = {"Content-Type": "application/octet-stream"}
 
@@ -25,21 +26,31 @@ def people(api):
     return dict({name: dict(token, **OCTETS) for name, token in headers.items()}, project=project, json=headers)
 
 
-def project_uploads(var_dir, project):
-    return Path(var_dir) / "project-uploads" / project["id"]
-
-
-def test_members_store_uploads_in_their_projects_directory(testapp, people, tmp_path):
+def test_members_store_uploads_in_their_projects_uploads(testapp, people, tmp_path):
+    app = testapp.app
     response = testapp.put("/v1/projects/demo/uploads?path=inputs/data.csv", b"a,b\n1,2\n", headers=people["mark"],
                            status=201)
     assert response.json == {"path": "inputs/data.csv", "size": 8}
-    stored = project_uploads(tmp_path, people["project"]) / "inputs" / "data.csv"
-    assert stored.read_bytes() == b"a,b\n1,2\n"
+    assert stored_upload(app, "demo", "inputs/data.csv") == b"a,b\n1,2\n"
     replaced = testapp.put("/v1/projects/demo/uploads?path=inputs/./data.csv", b"new", headers=people["olga"],
                            status=200)
     assert replaced.json == {"path": "inputs/data.csv", "size": 3}
-    assert stored.read_bytes() == b"new"
-    assert not (tmp_path / "uploads").exists()
+    assert stored_upload(app, "demo", "inputs/data.csv") == b"new"
+    assert upload_names(app, "demo") == ["inputs/data.csv"] and upload_names(app, None) == []
+    # in the database (a blob), never a file of the var dir named after it
+    for old in ("uploads", "project-uploads"):
+        assert not (tmp_path / old).exists()
+    assert upload_blob_file(app, "demo", "inputs/data.csv").is_relative_to(tmp_path / "blobs")
+
+
+def test_a_big_upload_is_stored_whole_with_its_digest(testapp, people):
+    body = bytes(range(256)) * 20000 + b"\0end"  # 5 MB: streamed into the blob from a temporary file
+    response = testapp.put("/v1/projects/demo/uploads?path=big.bin", body, headers=people["mark"], status=201)
+    assert response.json == {"path": "big.bin", "size": len(body)}
+    assert stored_upload(testapp.app, "demo", "big.bin") == body
+    with database(testapp.app.registry).transaction() as connection:
+        upload = app_root(connection).projects["demo"].uploads["big.bin"]
+        assert (upload.size, upload.digest) == (len(body), hashlib.sha256(body).hexdigest())
 
 
 def test_viewers_may_not_upload_and_outsiders_see_no_project(testapp, people, tmp_path):
@@ -47,40 +58,42 @@ def test_viewers_may_not_upload_and_outsiders_see_no_project(testapp, people, tm
     assert_error(testapp.put("/v1/projects/demo/uploads?path=x", b"x", headers=people["stan"], status=404), 404)
     assert_error(testapp.put("/v1/projects/nothing/uploads?path=x", b"x", headers=people["admin"], status=404),
                  404)
-    assert not (tmp_path / "project-uploads").exists()
+    assert upload_names(testapp.app, "demo") == []
     assert testapp.put("/v1/projects/demo/uploads?path=x", b"x", headers=people["admin"], status=201)
 
 
-def test_the_global_upload_directory_is_for_admins_only(testapp, people, tmp_path):
+def test_the_global_uploads_are_for_admins_only(testapp, people, tmp_path):
+    app = testapp.app
     for caller in ("olga", "mark", "stan"):
         assert_error(testapp.put("/v1/uploads?path=inputs/data.csv", b"x", headers=people[caller], status=403),
                      403)
-    assert not (tmp_path / "uploads").exists()
+    assert upload_names(app, None) == []
     response = testapp.put("/v1/uploads?path=inputs/data.csv", b"a,b\n1,2\n", headers=people["admin"],
                            status=201)
     assert response.json == {"path": "inputs/data.csv", "size": 8}
-    assert (tmp_path / "uploads" / "inputs" / "data.csv").read_bytes() == b"a,b\n1,2\n"
+    assert stored_upload(app, None, "inputs/data.csv") == b"a,b\n1,2\n"
     replaced = testapp.put("/v1/uploads?path=inputs/./data.csv", b"new", headers=people["admin"], status=200)
     assert replaced.json["path"] == "inputs/data.csv"
-    assert (tmp_path / "uploads" / "inputs" / "data.csv").read_bytes() == b"new"
+    assert stored_upload(app, None, "inputs/data.csv") == b"new"
+    assert upload_names(app, "demo") == []
 
 
-def test_no_global_path_reaches_a_projects_directory(testapp, people, tmp_path):
+def test_no_global_path_reaches_a_projects_uploads(testapp, people, tmp_path):
     project = people["project"]
     for path in (f"projects/{project['id']}/x", f"project-uploads/{project['id']}/x"):
         testapp.put(f"/v1/uploads?path={path}", b"global", headers=people["admin"], status=201)
     response = testapp.put(f"/v1/uploads?path=../project-uploads/{project['id']}/x", b"global",
                            headers=people["admin"], status=400)
     assert_error(response, 400)
-    assert not project_uploads(tmp_path, project).exists()
+    assert upload_names(testapp.app, "demo") == []
 
 
 def test_the_same_path_in_two_projects_holds_two_files(testapp, people, tmp_path, api):
-    other = api.project("other", api.as_admin)
+    api.project("other", api.as_admin)
     testapp.put("/v1/projects/demo/uploads?path=data.txt", b"demo's", headers=people["mark"], status=201)
     testapp.put("/v1/projects/other/uploads?path=data.txt", b"other's", headers=people["admin"], status=201)
-    assert (project_uploads(tmp_path, people["project"]) / "data.txt").read_bytes() == b"demo's"
-    assert (project_uploads(tmp_path, other) / "data.txt").read_bytes() == b"other's"
+    assert stored_upload(testapp.app, "demo", "data.txt") == b"demo's"
+    assert stored_upload(testapp.app, "other", "data.txt") == b"other's"
 
 
 UPLOADS = {"global": ("/v1/uploads", "admin"), "project": ("/v1/projects/demo/uploads", "mark")}
@@ -95,17 +108,20 @@ def test_paths_that_leave_the_upload_directory_are_400(testapp, people, tmp_path
     assert assert_error(response, 400)["details"][0]["location"] == "querystring"
     assert not (tmp_path / "escape").exists()
     assert not (tmp_path.parent / "escape").exists()
-    assert not (tmp_path / "project-uploads" / "escape").exists()
+    assert upload_names(testapp.app, "demo") == [] and upload_names(testapp.app, None) == []
 
 
-def test_a_link_out_of_the_upload_directory_is_refused(testapp, people, tmp_path):
+def test_a_link_where_uploads_once_lived_is_never_followed(testapp, people, tmp_path):
+    """Uploads are no files of the var dir: a link planted in the old
+    upload directories is a name like any other, stored in the database."""
     for root, (url, caller) in ((tmp_path / "uploads", UPLOADS["global"]),
-                                (project_uploads(tmp_path, people["project"]), UPLOADS["project"])):
+                                (tmp_path / "project-uploads" / people["project"]["id"], UPLOADS["project"])):
         root.mkdir(parents=True)
         (root / "out").symlink_to(tmp_path.parent)
-        response = testapp.put(f"{url}?path=out/escape", b"x", headers=people[caller], status=400)
-        assert_error(response, 400)
+        testapp.put(f"{url}?path=out/escape", b"x", headers=people[caller], status=201)
         assert not (tmp_path.parent / "escape").exists()
+    assert stored_upload(testapp.app, None, "out/escape") == b"x"
+    assert stored_upload(testapp.app, "demo", "out/escape") == b"x"
 
 
 @pytest.mark.parametrize("where", UPLOADS)
@@ -115,6 +131,9 @@ def test_an_upload_below_an_uploaded_file_or_onto_a_directory_is_400(testapp, pe
     for path in ("a/b/c", "a"):
         response = testapp.put(f"{url}?path={path}", b"x", headers=people[caller], status=400)
         assert assert_error(response, 400, "ValidationFailed")["details"][0]["name"] == "path"
+    # a sibling, and a name that only starts like the directory, are files of their own
+    for path in ("a/c", "a-b", "a0"):
+        testapp.put(f"{url}?path={path}", b"x", headers=people[caller], status=201)
 
 
 @pytest.mark.parametrize("where", UPLOADS)
@@ -125,14 +144,21 @@ def test_uploads_need_a_token_and_a_path(testapp, people, where):
 
 
 def test_deleting_a_project_removes_its_uploads(testapp, people, tmp_path):
+    app = testapp.app
     testapp.put("/v1/projects/demo/uploads?path=inputs/data.csv", b"x", headers=people["mark"], status=201)
+    blob = upload_blob_file(app, "demo", "inputs/data.csv")
+    with database(app.registry).transaction() as connection:
+        uploads = app_root(connection).projects["demo"].uploads
     testapp.delete("/v1/projects/demo", headers=people["json"]["olga"], status=204)
-    assert not project_uploads(tmp_path, people["project"]).exists()
-    # the name is free again; the new project's directory is another
+    with database(app.registry).transaction() as connection:
+        assert list(connection.get(uploads._p_oid).names()) == []
+    database(app.registry).pack()  # the blob file goes with the storage's garbage
+    assert not blob.exists()
+    # the name is free again; the new project's uploads are others
     again = testapp.post_json("/v1/projects", {"name": "demo"}, headers=people["json"]["olga"]).json
     assert again["id"] != people["project"]["id"]
     testapp.put("/v1/projects/demo/uploads?path=y", b"y", headers=people["olga"], status=201)
-    assert [p.name for p in project_uploads(tmp_path, again).iterdir()] == ["y"]
+    assert upload_names(app, "demo") == ["y"]
 
 
 def test_a_project_deleting_its_clusters_keeps_its_uploads_until_they_are_torn_down(tmp_path):
@@ -141,14 +167,14 @@ def test_a_project_deleting_its_clusters_keeps_its_uploads_until_they_are_torn_d
     try:
         api = Client(webtest.TestApp(app))
         admin = dict(api.as_admin, **OCTETS)
-        project = api.project("demo", api.as_admin)
+        api.project("demo", api.as_admin)
         api.testapp.post_json("/v1/projects/demo/clusters", {"name": "c1", "service": "batch",
                                                              "options": {"nodes": 1}}, headers=api.as_admin)
         finish_step(app, "demo", "c1")
         api.testapp.put("/v1/projects/demo/uploads?path=data.txt", b"x", headers=admin, status=201)
-        uploads = project_uploads(tmp_path, project)
+        blob = upload_blob_file(app, "demo", "data.txt")
         api.testapp.delete("/v1/projects/demo", headers=api.as_admin, status=202)
-        assert (uploads / "data.txt").is_file()
+        assert stored_upload(app, "demo", "data.txt") == b"x"
         # the teardown's end recorded in a transaction that aborts removes nothing
         manager = transaction.TransactionManager()
         connection = database(app.registry).open(manager)
@@ -161,10 +187,11 @@ def test_a_project_deleting_its_clusters_keeps_its_uploads_until_they_are_torn_d
                 assert "demo" not in app_root(connection).projects
                 raise RuntimeError("aborted")
         connection.close()
-        assert (uploads / "data.txt").is_file()
+        assert stored_upload(app, "demo", "data.txt") == b"x"
         finish_step(app, "demo", "c1")  # the teardown: the project goes with its last cluster
         assert_error(api.testapp.get("/v1/projects/demo", headers=api.as_admin, status=404), 404)
-        assert not uploads.exists()
+        database(app.registry).pack()
+        assert not blob.exists()
     finally:
         close(app)
 

@@ -60,7 +60,8 @@ from pyramid_app.connections import database
 from pyramid_app.models.run import QUEUE_SIGNAL
 from pyramid_app.resources import app_root
 from pyramid_app.security import callback_keys, job_secret
-from tests.conftest import Client, assert_error, close, in_state, new_private_key, settings_for, wait_for
+from tests.conftest import (Client, assert_error, close, in_state, new_private_key, settings_for, stored_upload,
+                            upload_blob_file, upload_names, wait_for)
 from tests.crashes import processes_naming
 from tests.server import REPOSITORY
 
@@ -220,8 +221,8 @@ class World(SimpleNamespace):
     def protected(self):
         """Files of bob's and of the service's that alice must not change,
         and the jobs' own control files outside their work dir."""
-        bob = [path for path in files_under(self.bob_node, self.upload_dir(self.pb_id))
-               if path.name != "provisioner-job"]
+        bob = [path for path in files_under(self.bob_node) if path.name != "provisioner-job"]
+        bob.append(self.upload_blob("pb", BOB_UPLOAD))
         return [self.var_dir / "secret.key", self.var_dir / "initial-admin-password",
                 self.alice_node / "node.json", *bob]
 
@@ -232,8 +233,9 @@ class World(SimpleNamespace):
             text = (node / "bin" / "provisioner-job").read_text()
             assert text.startswith("#!/usr/bin/env python3") and tampered() not in text, node
 
-    def upload_dir(self, project_id):
-        return self.var_dir / "project-uploads" / project_id
+    def upload_blob(self, project, path):
+        """The file the database's blob directory keeps an upload in."""
+        return upload_blob_file(self.app, project, path)
 
     def clusters_of(self, project, headers):
         return self.get(f"/v1/projects/{project}/clusters", headers).json["count"]
@@ -402,8 +404,9 @@ def server_paths(world):
     """Every place of the service's and of bob's a job might go for."""
     var = world.var_dir
     paths = [var / name for name in ("Data.fs", "Data.fs.index", "Data.fs.lock", "Data.fs.tmp", "secret.key",
-                                     "initial-admin-password", "runs", "uploads", "project-uploads", "known_hosts")]
-    paths += [world.upload_dir(world.pb_id) / BOB_UPLOAD, world.upload_dir(world.pa_id),
+                                     "initial-admin-password", "runs", "blobs", "uploads", "project-uploads",
+                                     "known_hosts")]
+    paths += [world.upload_blob("pb", BOB_UPLOAD), world.upload_blob("pb", BOB_UPLOAD).parent,
               var / "nodes" / world.vault["id"], world.bob_node / "node.json", world.bob_node / "uploads",
               world.bob_notes_dir / "stdout", world.bob_notes_dir / "spec.json",
               world.bob_notes_dir / "work" / "diary.txt",
@@ -466,8 +469,8 @@ def writer_cmd(world):
         "bob-node": f'mkdir -p {q(world.bob_node)} && echo "$T" > {q(world.bob_node / "node.json")}',
         "bob-work": f"mkdir -p {q(world.bob_notes_dir / 'work')} && echo \"$T\" > "
                     f"{q(world.bob_notes_dir / 'work' / 'diary.txt')}",
-        "bob-upload": f"mkdir -p {q(world.upload_dir(world.pb_id) / 'secret')} && echo \"$T\" > "
-                      f"{q(world.upload_dir(world.pb_id) / BOB_UPLOAD)}",
+        "bob-upload": f"echo \"$T\" > {q(world.upload_blob('pb', BOB_UPLOAD))}",
+        "blobs": f'mkdir -p {q(world.var_dir / "blobs")} && echo "$T" > {q(world.var_dir / "blobs" / m)}',
         "wrapper": f"mkdir -p {q(world.alice_node / 'bin')} && echo \"$T\" > "
                    f"{q(world.alice_node / 'bin' / 'provisioner-job')}",
         "status": 'echo "{\\"state\\": \\"finished\\", \\"exit_code\\": 0, \\"fail_reason\\": \\"$T\\"}" '
@@ -511,7 +514,8 @@ def watcher_cmd(world):
     return "\n".join([
         "rounds=0; most=0",
         "while :; do",
-        f"  for f in {globbed} {q(var / 'known_hosts')}/* {q(var / 'nodes' / world.vault['id'])}/*; do",
+        f"  for f in {globbed} {q(var / 'runs')}/*/known_hosts {q(var / 'blobs')}/* "
+        f"{q(var / 'nodes' / world.vault['id'])}/*; do",
         '    if [ -e "$f" ]; then echo "FOUND $f"; head -c 2000 "$f" 2>&1; fi',
         "  done",
         f'  [ -e {q(var / "runs")} ] && echo "FOUND runs"',
@@ -601,7 +605,7 @@ def test_a_job_writes_nothing_outside_its_work_dir(attacks):
     # the host is as it was
     job_dir = world.job_dir(world.alice_node, job)
     assert not any(path.exists() for path in (Path("/etc") / MARKS.planted, Path("/usr") / MARKS.planted,
-                                              world.var_dir / MARKS.planted))
+                                              world.var_dir / MARKS.planted, world.var_dir / "blobs" / MARKS.planted))
     assert snapshot(world.before) == world.before
     world.assert_wrappers_intact()
     assert tampered().encode() not in (world.var_dir / "Data.fs").read_bytes()
@@ -908,8 +912,8 @@ def test_uploads_stay_in_their_project(attacks):
     var_dir: each refused, nothing stored or changed."""
     world = attacks
     testapp, alice = world.testapp, dict(world.alice, **OCTETS)
-    bob_dir = world.upload_dir(world.pb_id)
-    before = sorted(files_under(world.var_dir / "project-uploads"))
+    before = sorted(files_under(world.var_dir / "blobs")), upload_names(world.app, "pa"), upload_names(world.app, "pb")
+    bob_blob = world.upload_blob("pb", BOB_UPLOAD)
     assert_error(testapp.put(f"{PB}/uploads?path={BOB_UPLOAD}", MARKS.planted.encode(), headers=alice,
                              status=404), 404)
     assert_error(testapp.put(f"{PB}/uploads?path=alice.txt", MARKS.planted.encode(), headers=alice,
@@ -918,22 +922,22 @@ def test_uploads_stay_in_their_project(attacks):
                              status=403), 403)
     for path in (f"../{world.pb_id}/{BOB_UPLOAD}", f"%2e%2e/{world.pb_id}/{BOB_UPLOAD}",
                  f"x/../../{world.pb_id}/alice.txt", "../../secret.key", "%2e%2e/%2e%2e/Data.fs",
-                 str(bob_dir / BOB_UPLOAD), f"..%2f{world.pb_id}%2f{BOB_UPLOAD}"):
+                 str(bob_blob), f"..%2f{world.pb_id}%2f{BOB_UPLOAD}", f"../../blobs/{bob_blob.name}"):
         response = testapp.put(f"{PA}/uploads?path={path}", MARKS.planted.encode(), headers=alice, status=400)
         assert assert_error(response, 400, "ValidationFailed")["details"][0]["name"] == "path", path
-    assert sorted(files_under(world.var_dir / "project-uploads")) == before
-    assert not (world.var_dir / "uploads").exists() or files_under(world.var_dir / "uploads") == []
+    after = sorted(files_under(world.var_dir / "blobs")), upload_names(world.app, "pa"), upload_names(world.app, "pb")
+    assert after == before and upload_names(world.app, None) == []
     assert snapshot(world.before) == world.before
     jobs_before = world.get(ALICE_JOBS, world.alice).json["count"]
-    for files in ([BOB_UPLOAD], [f"../{world.pb_id}/{BOB_UPLOAD}"], [str(bob_dir / BOB_UPLOAD)]):
+    for files in ([BOB_UPLOAD], [f"../{world.pb_id}/{BOB_UPLOAD}"], [str(bob_blob)]):
         response = testapp.post_json(ALICE_JOBS, [{"cmd": "true"}, {"cmd": f"cat {BOB_UPLOAD}", "files": files}],
                                      headers=world.alice, status=400)
         assert detail_names(assert_error(response, 400, "ValidationFailed")) == ["[1].files[0]"], files
     assert world.get(ALICE_JOBS, world.alice).json["count"] == jobs_before
     # her own upload under the same path is hers alone (the control)
     testapp.put(f"{PA}/uploads?path={BOB_UPLOAD}", b"alice's own", headers=alice, status=201)
-    assert (world.upload_dir(world.pa_id) / BOB_UPLOAD).read_bytes() == b"alice's own"
-    assert (bob_dir / BOB_UPLOAD).read_text() == MARKS.bob_upload
+    assert stored_upload(world.app, "pa", BOB_UPLOAD) == b"alice's own"
+    assert stored_upload(world.app, "pb", BOB_UPLOAD) == MARKS.bob_upload.encode()
 
 
 # ------------------------------------------------------------ credentials
@@ -1074,7 +1078,7 @@ def test_after_alices_teardown_no_file_under_the_var_dir_holds_a_secret(bob_busy
         world.admin_password: {world.var_dir / "initial-admin-password"},
         world.secret_key_text: {world.var_dir / "secret.key"},
         # bob's upload, as his job printed it: its output is in the database
-        MARKS.bob_upload: {world.upload_dir(world.pb_id) / BOB_UPLOAD, world.var_dir / "Data.fs"},
+        MARKS.bob_upload: {world.upload_blob("pb", BOB_UPLOAD), world.var_dir / "Data.fs"},
     }
     plain = [MARKS.bob_secret, MARKS.service_default, MARKS.bob_passphrase, MARKS.aws, world.callback_key.hex(),
              *PASSWORDS.values(), *world.bob_key_texts, *world.alice_key_texts, *allowed]

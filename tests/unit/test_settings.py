@@ -7,7 +7,7 @@ def test_defaults_and_coercion(tmp_path):
     settings = load({"provisioner.var_dir": str(tmp_path)}, environ={})
     assert settings["provisioner.max_body_size"] == 10 * 1024 * 1024
     assert settings["provisioner.runner_slots"] == 2
-    assert settings["zodbconn.uri"] == f"file://{tmp_path}/Data.fs"
+    assert settings["zodbconn.uri"] == f"file://{tmp_path}/Data.fs?blobstorage_dir={tmp_path}/blobs"
 
 
 def test_environment_overrides_the_ini(tmp_path):

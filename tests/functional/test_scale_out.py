@@ -1,0 +1,96 @@
+"""Past one machine: two API processes (no dispatcher) behind a load
+balancer and two `provisioner worker`s, each with its own var directory as
+on four machines, over one ZEO server and over one PostgreSQL database. A
+cluster made through one API process is read through the other; a worker
+running a scale-up and an API process are killed with SIGKILL while jobs
+run: every job finishes once, the step moves on, and a run's output reads
+the same through every API process."""
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from pyramid_app.sealing import format_keys, new_key
+from tests.balancer import Balancer
+from tests.crashes import wait
+from tests.server import REPOSITORY, Server, Worker
+
+ADMIN_PASSWORD = "admin-password"
+JOBS = 200
+
+
+@pytest.fixture
+def deployment(shared_storage, tmp_path):
+    var = REPOSITORY / "var" / f"scale-out-{os.getpid()}-{tmp_path.name}"  # not /tmp: slow to create files on
+    common = {"PROVISIONER_SECRET_KEY": format_keys([new_key()]).strip(), "PROVISIONER_ADMIN_PASSWORD": ADMIN_PASSWORD,
+              "PROVISIONER_WORKER_HEARTBEAT_SECONDS": "2",
+              # local nodes are on this one host, whichever process renders or runs their playbooks
+              "PROVISIONER_NODES_DIR": str(var / "nodes")}
+    apis = [Server(var / f"api-{n}", env=dict(common, PROVISIONER_ZODB_URI=shared_storage.uri(f"api-{n}"),
+                                               PROVISIONER_START_DISPATCHER="false")) for n in (1, 2)]
+    balancer = Balancer([("127.0.0.1", api.port) for api in apis])
+    workers = [Worker(var / f"worker-{n}", dict(os.environ, **common, PROVISIONER_CALLBACK_URL=balancer.url,
+                                                       PROVISIONER_ZODB_URI=shared_storage.uri(f"worker-{n}")))
+               for n in (1, 2)]
+    try:
+        for process in apis + workers:
+            process.start()
+        yield apis, workers
+    finally:
+        for process in workers + apis:
+            process.stop()
+        balancer.close()
+        subprocess.run(["rm", "-rf", str(var)])
+
+
+def test_two_api_processes_and_two_workers_survive_a_kill_9_of_one_of_each(deployment):
+    (api_1, api_2), workers = deployment
+    token = api_1.request("POST", "/v1/auth/token", {"username": "admin", "password": ADMIN_PASSWORD})[2]["token"]
+    assert api_1.request("POST", "/v1/projects", {"name": "demo"}, token)[0] == 201
+    url = "/v1/projects/demo/clusters/c1"
+    assert api_1.request("POST", "/v1/projects/demo/clusters",
+                         {"name": "c1", "service": "batch", "options": {"nodes": 2}}, token)[0] == 201
+    cluster = wait(api_2, url, token, lambda c: c["state"] in ("active", "failed"), timeout=180)
+    assert cluster["state"] == "active", cluster["state_reason"]
+    listed = wait(api_2, "/v1/workers", token, lambda w: w["count"] == 2)
+    assert {w["state"] for w in listed["items"]} == {"active"}
+    assert api_2.request("GET", "/v1/info", token=token)[2]["runner"]["slots"] == 4  # both workers' together
+    [create] = api_2.request("GET", f"{url}/runs", token=token)[2]["items"]
+    output = [api.request("GET", f"{url}/runs/{create['id']}/stdout", token=token)[2] for api in (api_1, api_2)]
+    assert "PLAY RECAP" in output[0] and output[0] == output[1]
+
+    jobs = [{"name": f"j{n}", "cmd": "sleep 0.5", "cpus": 1} for n in range(JOBS)]
+    assert api_1.request("POST", f"{url}/jobs", jobs, token)[0] == 201
+    assert api_2.request("PATCH", url, {"options": {"nodes": 3}}, token)[0] == 202
+
+    def update_under_way(runs):
+        update = [r for r in runs["items"] if r["step"] == "update"]
+        return update and update[0]["status"] == "running"
+    update = [r for r in wait(api_1, f"{url}/runs", token, update_under_way)["items"] if r["step"] == "update"][0]
+    time.sleep(1)  # well into the playbook
+    [killed] = [w for w in workers if w.process.pid == next(
+        i["pid"] for i in api_1.request("GET", "/v1/workers", token=token)[2]["items"] if i["id"] == update["worker"])]
+    os.kill(killed.process.pid, signal.SIGKILL)
+    os.kill(api_2.process.pid, signal.SIGKILL)
+    api_2.process.wait()
+
+    cluster = wait(api_1, url, token, lambda c: c["state"] in ("active", "failed") and len(c["nodes"]) == 3,
+                   timeout=180)
+    assert cluster["state"] == "active", cluster["state_reason"]
+    updates = [r for r in api_1.request("GET", f"{url}/runs", token=token)[2]["items"] if r["step"] == "update"]
+    assert [r["status"] for r in updates] == ["lost", "successful"]
+    assert f"worker {update['worker']} on " in updates[0]["status_reason"]
+    assert updates[1]["worker"] != update["worker"]
+
+    done = wait(api_1, f"{url}/jobs?state=succeeded&limit=1000", token, lambda j: j["count"] == JOBS, timeout=300)
+    assert sorted(j["name"] for j in done["items"]) == sorted(j["name"] for j in jobs)
+    assert {(j["attempts"], j["exit_code"]) for j in done["items"]} == {(1, 0)}
+    assert api_1.request("GET", f"{url}/jobs", token=token)[2]["count"] == JOBS
+
+    api_2.start()
+    output = [api.request("GET", f"{url}/runs/{updates[1]['id']}/stdout", token=token)[2] for api in (api_1, api_2)]
+    assert "PLAY RECAP" in output[0] and output[0] == output[1]
+    states = {w["id"]: w["state"] for w in api_2.request("GET", "/v1/workers", token=token)[2]["items"]}
+    assert states[update["worker"]] == "dead" and list(states.values()).count("active") == 1
