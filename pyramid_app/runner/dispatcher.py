@@ -36,6 +36,9 @@ POLL_SECONDS = 1.0
 # how often the scheduler looks for what other processes asked of it (its
 # own process wakes it at once)
 SCHEDULE_POLL_SECONDS = 0.25
+# how often a worker looks for dead ones (a read, unless it finds one):
+# often, so that a step moves on soon after its worker's lease ran out
+REAP_SECONDS = 2.0
 FINISH_ATTEMPTS = 100
 REPORT_TASK = "Report the jobs' state"
 AGENT_VARIABLE = "provisioner_agent"  # the extra var roles/provisioner_jobs sets agents up with  # the task of job_status.yml whose stdout is the nodes' report
@@ -207,9 +210,12 @@ class Dispatcher:
         return f"it could not reach the database for {time.monotonic() - self._last_beat:.0f} s"
 
     def _heartbeat_loop(self):
-        while not self.stopping.wait(self.heartbeat_seconds):
+        next_beat = time.monotonic() + self.heartbeat_seconds
+        while not self.stopping.wait(min(REAP_SECONDS, self.heartbeat_seconds)):
             try:
-                self._beat()
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + self.heartbeat_seconds
+                    self._beat()
                 self.reap()
             except Exception:
                 log.exception("the heartbeat failed")

@@ -23,12 +23,15 @@ MACHINE = _machine()
 
 
 def _start_time(pid):
+    """When process `pid` started, or None when it is gone (or a zombie:
+    killed, and not yet waited for by its parent)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name (field 2) may hold spaces; fields after it are fixed.
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] == "Z" else int(fields[19])
 
 
 def this_process():

@@ -19,6 +19,7 @@ from tests.server import REPOSITORY, Server, Worker
 
 ADMIN_PASSWORD = "admin-password"
 JOBS = 200
+LEASE_SECONDS = 60  # the default
 
 
 @pytest.fixture
@@ -73,9 +74,14 @@ def test_two_api_processes_and_two_workers_survive_a_kill_9_of_one_of_each(deplo
     [killed] = [w for w in workers if w.process.pid == next(
         i["pid"] for i in api_1.request("GET", "/v1/workers", token=token)[2]["items"] if i["id"] == update["worker"])]
     os.kill(killed.process.pid, signal.SIGKILL)
+    killed_at = time.monotonic()
     os.kill(api_2.process.pid, signal.SIGKILL)
     api_2.process.wait()
 
+    def run_again(runs):
+        return [r["status"] for r in runs["items"] if r["step"] == "update"][1:] != []
+    wait(api_1, f"{url}/runs", token, run_again, timeout=120)
+    assert time.monotonic() - killed_at < LEASE_SECONDS  # the step moved on within the lease
     cluster = wait(api_1, url, token, lambda c: c["state"] in ("active", "failed") and len(c["nodes"]) == 3,
                    timeout=180)
     assert cluster["state"] == "active", cluster["state_reason"]
@@ -88,6 +94,11 @@ def test_two_api_processes_and_two_workers_survive_a_kill_9_of_one_of_each(deplo
     assert sorted(j["name"] for j in done["items"]) == sorted(j["name"] for j in jobs)
     assert {(j["attempts"], j["exit_code"]) for j in done["items"]} == {(1, 0)}
     assert api_1.request("GET", f"{url}/jobs", token=token)[2]["count"] == JOBS
+    # and it scales again (down: its jobs are done), with one worker left
+    assert api_1.request("PATCH", url, {"options": {"nodes": 2}}, token)[0] == 202
+    cluster = wait(api_1, url, token, lambda c: c["state"] in ("active", "failed") and len(c["nodes"]) == 2,
+                   timeout=180)
+    assert cluster["state"] == "active", cluster["state_reason"]
 
     api_2.start()
     output = [api.request("GET", f"{url}/runs/{updates[1]['id']}/stdout", token=token)[2] for api in (api_1, api_2)]
