@@ -498,7 +498,9 @@ class Dispatcher:
         manager.begin()
         try:
             cluster = run.cluster
-            url = f"{self.callback_url}/v1/job-reports" if self.callback_url and not cluster.delivery else None
+            # a wrapper reports to one URL: the first where several are configured (agents try each)
+            url = f"{self.callback_url.split()[0]}/v1/job-reports" if self.callback_url and not cluster.delivery \
+                else None
             context = SpecContext(self.sandbox, access.sandbox_available)
             launch = {}
             for node, names in run.jobs.items():

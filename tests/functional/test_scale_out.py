@@ -1,10 +1,12 @@
-"""Past one machine: two API processes (no dispatcher) behind a load
-balancer and two `provisioner worker`s, each with its own var directory as
-on four machines, over one ZEO server and over one PostgreSQL database. A
-cluster made through one API process is read through the other; a worker
-running a scale-up and an API process are killed with SIGKILL while jobs
-run: every job finishes once, the step moves on, and a run's output reads
-the same through every API process."""
+"""Past one machine: two API processes (no dispatcher) and two `provisioner
+worker`s, each with its own var directory as on four machines, over one ZEO
+server and over one PostgreSQL database; node agents know both API
+processes (the callback URL names both). A cluster made through one API
+process is read through the other; a worker running a scale-up and the API
+process the agents talk to first are killed with SIGKILL while jobs run:
+the agents go on with the other, every job finishes once, the step moves on
+within the lease, and a run's output reads the same through every API
+process."""
 import os
 import signal
 import subprocess
@@ -13,7 +15,6 @@ import time
 import pytest
 
 from pyramid_app.sealing import format_keys, new_key
-from tests.balancer import Balancer
 from tests.crashes import wait
 from tests.server import REPOSITORY, Server, Worker
 
@@ -31,8 +32,8 @@ def deployment(shared_storage, tmp_path):
               "PROVISIONER_NODES_DIR": str(var / "nodes")}
     apis = [Server(var / f"api-{n}", env=dict(common, PROVISIONER_ZODB_URI=shared_storage.uri(f"api-{n}"),
                                                PROVISIONER_START_DISPATCHER="false")) for n in (1, 2)]
-    balancer = Balancer([("127.0.0.1", api.port) for api in apis])
-    workers = [Worker(var / f"worker-{n}", dict(os.environ, **common, PROVISIONER_CALLBACK_URL=balancer.url,
+    agents_report_to = " ".join(api.url for api in apis)
+    workers = [Worker(var / f"worker-{n}", dict(os.environ, **common, PROVISIONER_CALLBACK_URL=agents_report_to,
                                                        PROVISIONER_ZODB_URI=shared_storage.uri(f"worker-{n}")))
                for n in (1, 2)]
     try:
@@ -42,7 +43,6 @@ def deployment(shared_storage, tmp_path):
     finally:
         for process in workers + apis:
             process.stop()
-        balancer.close()
         subprocess.run(["rm", "-rf", str(var)])
 
 
@@ -75,33 +75,34 @@ def test_two_api_processes_and_two_workers_survive_a_kill_9_of_one_of_each(deplo
         i["pid"] for i in api_1.request("GET", "/v1/workers", token=token)[2]["items"] if i["id"] == update["worker"])]
     os.kill(killed.process.pid, signal.SIGKILL)
     killed_at = time.monotonic()
-    os.kill(api_2.process.pid, signal.SIGKILL)
-    api_2.process.wait()
+    survivor, gone = api_2, api_1  # the agents' first URL goes
+    os.kill(gone.process.pid, signal.SIGKILL)
+    gone.process.wait()
 
     def run_again(runs):
         return [r["status"] for r in runs["items"] if r["step"] == "update"][1:] != []
-    wait(api_1, f"{url}/runs", token, run_again, timeout=120)
+    wait(survivor, f"{url}/runs", token, run_again, timeout=120)
     assert time.monotonic() - killed_at < LEASE_SECONDS  # the step moved on within the lease
-    cluster = wait(api_1, url, token, lambda c: c["state"] in ("active", "failed") and len(c["nodes"]) == 3,
+    cluster = wait(survivor, url, token, lambda c: c["state"] in ("active", "failed") and len(c["nodes"]) == 3,
                    timeout=180)
     assert cluster["state"] == "active", cluster["state_reason"]
-    updates = [r for r in api_1.request("GET", f"{url}/runs", token=token)[2]["items"] if r["step"] == "update"]
+    updates = [r for r in survivor.request("GET", f"{url}/runs", token=token)[2]["items"] if r["step"] == "update"]
     assert [r["status"] for r in updates] == ["lost", "successful"]
     assert f"worker {update['worker']} on " in updates[0]["status_reason"]
     assert updates[1]["worker"] != update["worker"]
 
-    done = wait(api_1, f"{url}/jobs?state=succeeded&limit=1000", token, lambda j: j["count"] == JOBS, timeout=300)
+    done = wait(survivor, f"{url}/jobs?state=succeeded&limit=1000", token, lambda j: j["count"] == JOBS, timeout=300)
     assert sorted(j["name"] for j in done["items"]) == sorted(j["name"] for j in jobs)
     assert {(j["attempts"], j["exit_code"]) for j in done["items"]} == {(1, 0)}
-    assert api_1.request("GET", f"{url}/jobs", token=token)[2]["count"] == JOBS
+    assert survivor.request("GET", f"{url}/jobs", token=token)[2]["count"] == JOBS
     # and it scales again (down: its jobs are done), with one worker left
-    assert api_1.request("PATCH", url, {"options": {"nodes": 2}}, token)[0] == 202
-    cluster = wait(api_1, url, token, lambda c: c["state"] in ("active", "failed") and len(c["nodes"]) == 2,
+    assert survivor.request("PATCH", url, {"options": {"nodes": 2}}, token)[0] == 202
+    cluster = wait(survivor, url, token, lambda c: c["state"] in ("active", "failed") and len(c["nodes"]) == 2,
                    timeout=180)
     assert cluster["state"] == "active", cluster["state_reason"]
 
-    api_2.start()
-    output = [api.request("GET", f"{url}/runs/{updates[1]['id']}/stdout", token=token)[2] for api in (api_1, api_2)]
+    gone.start()
+    output = [api.request("GET", f"{url}/runs/{updates[1]['id']}/stdout", token=token)[2] for api in (survivor, gone)]
     assert "PLAY RECAP" in output[0] and output[0] == output[1]
-    states = {w["id"]: w["state"] for w in api_2.request("GET", "/v1/workers", token=token)[2]["items"]}
+    states = {w["id"]: w["state"] for w in gone.request("GET", "/v1/workers", token=token)[2]["items"]}
     assert states[update["worker"]] == "dead" and list(states.values()).count("active") == 1

@@ -110,3 +110,15 @@ def test_specs_for_another_place_are_refused(agent, tmp_path):
     assert "moved-1" not in agent.waiting and "moved-1" in agent.holding()
     agent.drop(["moved-1"])
     assert "moved-1" not in agent.holding()
+
+
+def test_an_agent_told_several_urls_tries_the_next_when_one_does_not_answer():
+    service = AGENT.Service({"url": "http://127.0.0.1:1 https://api-2.example:8443/base", "project": "p",
+                             "cluster": "c", "cluster_id": "0000000a", "node": "node-1", "secret": "s"})
+    assert (service.url.hostname, service.url.port) == ("127.0.0.1", 1)
+    with pytest.raises(OSError):
+        service.post("/v1/agents/poll", {})  # nothing listens on port 1
+    service.next_url()
+    assert (service.url.scheme, service.url.hostname, service.url.path) == ("https", "api-2.example", "/base")
+    service.next_url()
+    assert service.url.port == 1
