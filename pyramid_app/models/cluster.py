@@ -274,6 +274,18 @@ class Cluster(Entity):
         self.schedule_wanted = Length()  # counted up by each request to place its jobs (request_scheduling)
 
     kept_nodes = frozenset()  # during an update: the nodes it keeps, where pulled jobs go on
+    # where its local nodes live: the nodes_dir of the process that created
+    # it (any process may run or render it later); None: one from before, the
+    # process's own
+    nodes_dir = None
+
+    def local_nodes_dir(self, default):
+        return self.nodes_dir or default
+
+    def own_server(self, server):
+        """`server` as this cluster's renders see it: its local nodes stay
+        where the process that created it put them."""
+        return dict(server, nodes_dir=self.local_nodes_dir(server.get("nodes_dir")))
 
     @property
     def project(self):
@@ -326,6 +338,7 @@ class Cluster(Entity):
                            + (" (retry the failed step first)." if self.state == "failed" else "."),
                            code="WrongState")
         playbooks = require_playbooks(service, "update", "teardown")
+        server = self.own_server(server)
         options, inventory = configure(service, given_options, name=self.name, cluster_id=self.id,
                                        project=self.project.name, server=server,
                                        credentials=self.project.credentials, requester=requester)
@@ -642,6 +655,7 @@ class Clusters(Folder):
                                        requester=requester)
         cluster = Cluster(name, service, given_options, options, inventory, cluster_id, created_by, keyring,
                           requester)
+        cluster.nodes_dir = server.get("nodes_dir")
         check_places_free(project.__parent__.__parent__, cluster, cluster.node_places)
         self.add(cluster.name, cluster)
         service.clusters_using.change(1)

@@ -437,7 +437,7 @@ class Dispatcher:
             lent = self.lend_identity and cluster.lent
             inventory = parse_inventory(run.inventory)
             hostvars = effective_hostvars(inventory)
-            misplaced = misplaced_local_node(hostvars, self.nodes_dir, cluster.id)
+            misplaced = misplaced_local_node(hostvars, cluster.local_nodes_dir(self.nodes_dir), cluster.id)
             if misplaced:
                 raise RunRefused(f"local node {misplaced[0]} would live in {misplaced[1]}, outside the cluster's "
                                  "own directory (an inventory stored before the service chose it)")

@@ -93,7 +93,7 @@ def put_cluster(request):
     service = _service(request, cluster.service, cluster.version)
     keyring, requester = request.registry.keyring, _requester(request)
     options, _ = configure(service, data["options"], name=cluster.name, cluster_id=cluster.id,
-                           project=request.context.name, server=_server(request),
+                           project=request.context.name, server=cluster.own_server(_server(request)),
                            credentials=request.context.credentials, requester=requester)
     if open_values(keyring, options) == cluster.options_in_clear(keyring):
         return cluster.as_json()

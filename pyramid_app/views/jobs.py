@@ -262,7 +262,7 @@ def _stream(request, which):
     tail = job.stdout_tail if which == "stdout" else job.stderr_tail
     node = cluster.node_resources.get(job.node) if job.node is not None and job.attempts else None
     if node is not None and node.get("local"):
-        own = own_directory(settings.get(request, "nodes_dir"), cluster.id)
+        own = own_directory(cluster.local_nodes_dir(settings.get(request, "nodes_dir")), cluster.id)
         data = read_end(own, Path(cluster.job_dir(job)) / which, MAX_STREAM_BYTES)
         if data is not None:
             return Response(body=data, content_type="text/plain", charset="utf-8")

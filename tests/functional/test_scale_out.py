@@ -27,9 +27,7 @@ LEASE_SECONDS = 60  # the default
 def deployment(shared_storage, tmp_path):
     var = REPOSITORY / "var" / f"scale-out-{os.getpid()}-{tmp_path.name}"  # not /tmp: slow to create files on
     common = {"PROVISIONER_SECRET_KEY": format_keys([new_key()]).strip(), "PROVISIONER_ADMIN_PASSWORD": ADMIN_PASSWORD,
-              "PROVISIONER_WORKER_HEARTBEAT_SECONDS": "2",
-              # local nodes are on this one host, whichever process renders or runs their playbooks
-              "PROVISIONER_NODES_DIR": str(var / "nodes")}
+              "PROVISIONER_WORKER_HEARTBEAT_SECONDS": "2"}
     apis = [Server(var / f"api-{n}", env=dict(common, PROVISIONER_ZODB_URI=shared_storage.uri(f"api-{n}"),
                                                PROVISIONER_START_DISPATCHER="false")) for n in (1, 2)]
     agents_report_to = " ".join(api.url for api in apis)
