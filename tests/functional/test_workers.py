@@ -190,3 +190,13 @@ def test_a_worker_cut_off_from_the_database_stops_its_runs_before_others_take_th
         assert "could not reach the database for 10" in runs["items"][0]["status_reason"]
     finally:
         close(app)
+
+
+def test_an_api_process_without_a_dispatcher_drains_at_once(tmp_path):
+    server, token = start_server(tmp_path / "var", PROVISIONER_START_DISPATCHER="false")
+    try:
+        assert server.request("GET", "/v1/workers", token=token)[2]["count"] == 0  # it runs no playbooks
+        os.kill(server.process.pid, signal.SIGTERM)
+        assert server.process.wait(timeout=15) == 0
+    finally:
+        server.stop()
