@@ -118,14 +118,20 @@ def test_a_worker_declared_dead_that_wakes_up_is_fenced_and_registers_again(idle
     assert workers[sleeper] == "dead" and workers[other.membership.id] == "active"
 
 
+def sigterm_while_creating(server, token):
+    """SIGTERM the server while the create run of a new cluster runs; its path."""
+    assert server.request("POST", "/v1/projects/demo/clusters",
+                          {"name": "c1", "service": "batch", "options": {"nodes": 1}}, token)[0] == 201
+    url = "/v1/projects/demo/clusters/c1"
+    wait(server, url, token, lambda c: c["state"] == "starting")
+    os.kill(server.process.pid, signal.SIGTERM)
+    return url
+
+
 def test_sigterm_drains_a_server_new_work_is_refused_and_its_run_finishes(tmp_path):
     server, token = start_server(tmp_path / "var")
     try:
-        assert server.request("POST", "/v1/projects/demo/clusters",
-                              {"name": "c1", "service": "batch", "options": {"nodes": 1}}, token)[0] == 201
-        url = "/v1/projects/demo/clusters/c1"
-        wait(server, url, token, lambda c: c["state"] == "starting")
-        os.kill(server.process.pid, signal.SIGTERM)
+        url = sigterm_while_creating(server, token)
         info = wait(server, "/v1/info", token, lambda i: i["mode"] == "draining")
         assert info["runner"]["busy"] == 1
         status, headers, body = server.request("POST", "/v1/projects", {"name": "late"}, token)
@@ -145,11 +151,7 @@ def test_sigterm_drains_a_server_new_work_is_refused_and_its_run_finishes(tmp_pa
 def test_a_drain_past_its_timeout_hands_the_run_back_and_the_step_runs_again(tmp_path):
     server, token = start_server(tmp_path / "var", PROVISIONER_DRAIN_SECONDS="0.5")
     try:
-        assert server.request("POST", "/v1/projects/demo/clusters",
-                              {"name": "c1", "service": "batch", "options": {"nodes": 1}}, token)[0] == 201
-        url = "/v1/projects/demo/clusters/c1"
-        wait(server, url, token, lambda c: c["state"] == "starting")
-        os.kill(server.process.pid, signal.SIGTERM)
+        url = sigterm_while_creating(server, token)
         assert server.process.wait(timeout=60) == 0
         server.start()
         cluster = wait(server, url, token, lambda c: c["state"] in ("active", "failed"))
