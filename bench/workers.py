@@ -38,7 +38,7 @@ class Deployment:
         (self.directory / "zeo").mkdir()
         self.zeo = ZEOServer(self.directory / "zeo")
         common = {"PROVISIONER_SECRET_KEY": format_keys([new_key()]).strip(),
-                  "PROVISIONER_ADMIN_PASSWORD": ADMIN_PASSWORD, "PROVISIONER_NODES_DIR": str(self.directory / "nodes")}
+                  "PROVISIONER_ADMIN_PASSWORD": ADMIN_PASSWORD}
         self.api = Server(self.directory / "api", env=dict(common, PROVISIONER_START_DISPATCHER="false",
                                                             PROVISIONER_ZODB_URI=self.zeo.uri("api")))
         self.workers = [Worker(self.directory / f"worker-{n}", dict(

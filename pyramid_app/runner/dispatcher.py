@@ -278,7 +278,7 @@ class Dispatcher:
         where jobs are out."""
         manager.begin()
         root = app_root(connection)
-        live = self.membership.live_ids(root)
+        live = self.membership.live
         mine = {cluster_id: cluster for cluster_id, cluster in root.scheduling.items()
                 if self.membership.schedules(cluster_id, live)}
         self._scheduled = {cluster_id: counter for cluster_id, counter in self._scheduled.items() if cluster_id in mine}
@@ -312,7 +312,7 @@ class Dispatcher:
         """Status runs find what callbacks did not say. Where agents pull,
         only for a node whose agent has been silent past its lease: the run
         starts it again, or finds the node gone."""
-        live = self.membership.live_ids(root)
+        live = self.membership.live
         for cluster in list(root.job_clusters.values()):
             if not self.membership.schedules(cluster.id, live):
                 continue

@@ -36,6 +36,9 @@ class Membership:
         self.slots = slots
         self.lease_seconds = lease_seconds
         self.id = None
+        # the live workers' ids as of the last reap (every few seconds): the
+        # scheduler, woken by every report, does not look them up each time
+        self.live = []
 
     def enrol(self, root):
         """Register a new worker record; its id (this worker's once committed)."""
@@ -95,6 +98,7 @@ class Membership:
                 log.warning("worker %s on %s (pid %s) is dead: %s", worker.id, worker.host, worker.process["pid"],
                             reason)
                 worker.move("dead", reason)
+        self.live = sorted(worker.id for worker in root.workers.values() if worker.state != "dead")
         lost = []
         for run in list(root.running_runs.values()):
             worker = root.workers.get(run.owner) if isinstance(run.owner, str) else None
