@@ -16,6 +16,7 @@ from BTrees.OOBTree import OOBTree
 from persistent.list import PersistentList
 
 from .models.cluster import Clusters
+from .models.events import EventLog
 from .models.output import CHUNK_BYTES, RunOutput
 from .models.project import Projects
 from .models.run import RunQueue
@@ -256,10 +257,19 @@ def step_11_workers_and_shared_scheduling(root, evolution):
                 cluster.schedule_wanted.change(1)
 
 
+def step_12_event_feed(root, evolution):
+    """The event feed, and job counts per reporting group and state (the
+    status page shows them as wr does)."""
+    root.event_log = EventLog()
+    for project in root.projects.values():
+        for cluster in project.clusters.values():
+            cluster.jobs.count_groups()
+
+
 STEPS = [step_1_users_and_projects, step_2_service_catalog, step_3_clusters_and_runs, step_4_jobs,
          step_5_warnings, step_6_job_report_inbox, step_7_schedule_requests_in_memory, step_8_tenancy,
          step_9_run_output_in_database, step_10_uploads_in_database,
-         step_11_workers_and_shared_scheduling]
+         step_11_workers_and_shared_scheduling, step_12_event_feed]
 
 
 class Evolution:

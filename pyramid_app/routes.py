@@ -75,6 +75,7 @@ def includeme(config):
     add("run_stdout", clusters + "/{cluster}/runs/{run}/stdout", factory=run_factory)
     jobs = clusters + "/{cluster}/jobs"
     add("jobs", jobs, factory=cluster_factory)
+    add("job_counts", jobs + "/counts", factory=cluster_factory)  # "counts" is no job's name
     add("job", jobs + "/{job}", factory=job_factory)
     add("job_restart", jobs + "/{job}/restart", factory=job_factory)
     add("job_stdout", jobs + "/{job}/stdout", factory=job_factory)
@@ -85,6 +86,7 @@ def includeme(config):
     add("info", "/v1/info")
     add("workers", "/v1/workers")
     add("token", "/v1/auth/token")
+    add("session", "/v1/auth/session")  # the status page's sign-in (security.py)
     add("me", "/v1/users/me")
     add("users", "/v1/users")
     add("user", "/v1/users/{user}")  # "me" is matched first and reserved
@@ -107,3 +109,4 @@ def includeme(config):
     add("agent_files", "/v1/agents/files")
     add("uploads", "/v1/uploads")
     add("warnings", "/v1/warnings")
+    add("events", "/v1/events")

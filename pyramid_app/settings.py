@@ -77,6 +77,15 @@ SETTINGS = {
     "drain_seconds": ("60", float),
     # SIGTERM drains (off where something else owns the process's signals)
     "handle_signals": ("true", parse_bool),
+    # the event feed keeps events this long, and at most this many
+    "event_max_age_seconds": ("604800", float),
+    "event_max_count": ("100000", int),
+    # event streams (SSE, ?wait=, stdout?follow=) one process holds at once,
+    # each holding a server thread (the server needs more threads than
+    # agent_polls + event_streams); past it: 503 with Retry-After. A stream
+    # ends after event_stream_seconds, and the client resumes.
+    "event_streams": ("8", int),
+    "event_stream_seconds": ("300", float),
 }
 
 REPOSITORY = Path(__file__).resolve().parent.parent

@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 from persistent import Persistent
 
 from ..resources import object_path
+from . import events
 
 
 def utcnow():
@@ -59,7 +60,11 @@ class Entity(Persistent):
         return self.__name__
 
     def touch(self):
+        """Every change of an entity goes through here: the event feed
+        shows those of the types it carries."""
         self.updated_at = utcnow()
+        if self.type in events.TYPES:
+            events.changed(self)
 
     def as_json(self):
         return {

@@ -13,12 +13,12 @@ from collections import Counter
 from datetime import datetime, timezone
 
 from BTrees.Length import Length
-from BTrees.OOBTree import OOBTree, OOTreeSet
+from BTrees.OOBTree import OOBTree, OOTreeSet, intersection
 from persistent.list import PersistentList
 
 from ..catalog import duration_to_seconds, size_to_bytes
 from ..errors import Conflict
-from ..resources import Folder
+from ..resources import Folder, object_path
 from .base import Entity, new_id, rfc3339, utcnow
 
 FINISHED = ("succeeded", "failed", "cancelled", "lost")
@@ -101,6 +101,13 @@ class Job(Entity):
             body.update(stdout=self.stdout_tail, stderr=self.stderr_tail)
         return body
 
+    def event_json(self):
+        """What the event feed carries of a job: enough to update a count or
+        a row, small, since every job makes several events."""
+        return {"id": self.id, "name": self.name, "url": object_path(self), "state": self.state,
+                "rep_grp": self.rep_grp, "node": self.node, "attempts": self.attempts,
+                "exit_code": self.exit_code, "fail_reason": self.fail_reason}
+
 
 def is_out(job, attempt):
     """Whether a report of `attempt` is news: the job is on a node in it."""
@@ -158,15 +165,36 @@ class JobTable(Folder):
     def names_where(self, index_name, key):
         return self._index(index_name).get(key) or OOTreeSet()
 
+    def counts_by_group(self):
+        """rep_grp -> state -> how many, for the groups that have any: read
+        from counters, so it costs the same for a million jobs as for ten."""
+        counts = {}
+        for (_, (group, state)), counter in self.counts.items(min=("group_state",), max=("group_state\0",),
+                                                              excludemax=True):
+            if counter():
+                counts.setdefault(group, {})[state] = counter()
+        return counts
+
+    def count_groups(self):
+        """Set the counters `counts_by_group` reads from the indexes (for
+        tables made before they existed)."""
+        for group, in_group in self.by_rep_grp.items():
+            for state, in_state in self.by_state.items():
+                both = len(intersection(in_group, in_state))
+                if both:
+                    self._counter("group_state", (group, state)).set(both)
+
     def move(self, job, state):
         """The one way a job's state changes, so the indexes stay true."""
         if job.state is not None:
             self._remove_from("state", job.state, job.name)
+            self._counter("group_state", (job.rep_grp, job.state)).change(-1)
         if job.queue_key is not None:
             self.queue.remove(job.queue_key)
             job.queue_key = None
         job.state = state
         self._add_to("state", state, job.name)
+        self._counter("group_state", (job.rep_grp, state)).change(1)
         if state == "queued":
             job.queue_key = (-job.priority, time.time_ns(), next(_sequence), job.name)
             self.queue.add(job.queue_key)
@@ -369,6 +397,7 @@ class JobTable(Folder):
             if dep in self and job.name in self[dep].dependents:
                 self[dep].dependents.remove(job.name)
         self._remove_from("state", job.state, job.name)
+        self._counter("group_state", (job.rep_grp, job.state)).change(-1)
         self._remove_from("rep_grp", job.rep_grp, job.name)
         self.place(job, None)
         self.__parent__.app_root.jobs_by_id.pop(job.id, None)

@@ -126,6 +126,12 @@ class RunOutput(Persistent):
         if partial:
             yield b"".join(partial)  # the last line, unfinished
 
+    def bytes_from(self, chunk):
+        """The bytes of the chunks from number `chunk` on, and the number of
+        the next chunk to come: what a follower has not read yet."""
+        count = self.chunk_count
+        return b"".join(self.chunks[key].data for key in range(chunk, count)), count
+
     def text(self, start=0, end=None):
         """The lines start..end-1 as text: UTF-8 (what does not decode is
         replaced), CRLF (ansible-runner's terminal line ends) as LF."""

@@ -114,6 +114,7 @@ class Projects(Folder):
         and its uploads (their blobs go when the storage is packed)."""
         root = self.__parent__
         project.state = "removed"  # its clusters' purges must not delete it again
+        project.touch()
         for cluster in list(project.clusters.values()):
             project.clusters.purge(cluster, root.services.lookup(cluster.service, cluster.version))
         for username in list(project.members.keys()):

@@ -136,6 +136,8 @@ class Run(Entity):
                 del self.events[counter]
         self.progress = progress
         self.output.append(output)
+        if events:
+            self.touch()  # the feed shows the progress
 
     def finish(self, status, rc=None, hosts=None, reason=None):
         self.status = status
@@ -151,6 +153,9 @@ class Run(Entity):
                     finished_at=rfc3339(self.finished_at), hosts=self.hosts, status_reason=self.status_reason,
                     worker=self.owner if isinstance(self.owner, str) else None,
                     events=self.event_count())
+
+    def event_json(self):
+        return dict(self.as_json(), progress=self.progress)
 
 
 class RunLog(Folder):

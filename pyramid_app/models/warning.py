@@ -3,6 +3,7 @@ nodes. The same message counts up instead of repeating."""
 from BTrees.OOBTree import OOBTree
 from persistent import Persistent
 
+from . import events
 from .base import rfc3339, utcnow
 
 
@@ -16,7 +17,8 @@ class Warnings(Persistent):
         entry = self._entries.get(key)
         if entry is None:
             entry = {"msg": message, "project": project, "first_date": now, "count": 0}
-        self._entries[key] = dict(entry, last_date=now, count=entry["count"] + 1)
+        entry = self._entries[key] = dict(entry, last_date=now, count=entry["count"] + 1)
+        events.emit(self, "warning", project, warning_json(entry))
 
     def visible(self, projects=None):
         """Entries of the given project names (all when None), newest first."""
@@ -27,7 +29,7 @@ class Warnings(Persistent):
     def dismiss(self, projects=None):
         keys = [key for key in self._entries.keys() if projects is None or key[0] in projects]
         for key in keys:
-            del self._entries[key]
+            events.emit(self, "warning", key[0] or None, dict(warning_json(self._entries.pop(key)), dismissed=True))
         return len(keys)
 
 

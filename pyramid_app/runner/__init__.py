@@ -6,6 +6,7 @@ from .. import settings
 from ..connections import database
 from . import draining
 from .dispatcher import Dispatcher
+from .sequencer import Sequencer
 
 
 def stats(request):
@@ -53,6 +54,10 @@ def includeme(config):
         local_jobs_network=settings.get(registry, "local_jobs_network"),
         heartbeat_seconds=settings.get(registry, "worker_heartbeat_seconds"),
         lease_seconds=settings.get(registry, "worker_lease_seconds"), nodes_dir=settings.get(registry, "nodes_dir"))
+    registry.sequencer = Sequencer(database(registry), registry.dispatcher.stopping,
+                                   settings.get(registry, "event_max_age_seconds"),
+                                   settings.get(registry, "event_max_count"))
+    registry.sequencer.start()
     if settings.get(registry, "start_dispatcher"):
         registry.dispatcher.start()
     draining.install(registry)

@@ -108,3 +108,6 @@ class StdoutQuery(colander.MappingSchema):
                                      description="First line, counted from 0.")
     end_line = colander.SchemaNode(colander.Int(), missing=None, validator=colander.Range(0, sys.maxsize),
                                    description="Stop before this line; the end when absent.")
+    follow = colander.SchemaNode(QueryBoolean(), missing=False,
+                                 description="Keep the response open and send the output as a running run "
+                                             "writes it, until it ends (or the stream's lifetime passes).")

@@ -6,7 +6,7 @@ import colander
 from ..catalog import duration_to_seconds, size_to_bytes
 from ..models.job import STATES
 from .common import (Entity, Name, Pagination, QueryBoolean, StrictInteger, StrictMapping, StrictString,
-                     is_absent)
+                     is_absent, name_validator)
 from .services import AnyObject
 
 MAX_JOBS_PER_REQUEST = 10000
@@ -67,6 +67,11 @@ def _environment(node, value):
             raise colander.Invalid(node, f"the value of {name} must be a string")
 
 
+def _not_reserved(node, value):
+    if value == "counts":
+        raise colander.Invalid(node, "counts is reserved: .../jobs/counts are the cluster's job counts")
+
+
 class Deps(colander.SequenceSchema):
     dep = Name()
 
@@ -78,7 +83,9 @@ class Files(colander.SequenceSchema):
 class JobSpec(StrictMapping):
     cmd = colander.SchemaNode(StrictString(), validator=colander.All(colander.Length(1, 100000), _no_nul),
                               description="The shell command (run with /bin/sh -c).")
-    name = Name(missing=None, description="Unique in the cluster; the id when none is given.")
+    name = colander.SchemaNode(StrictString(), missing=None, validator=colander.All(name_validator, _not_reserved),
+                               description="Unique in the cluster; the id when none is given; not `counts`, "
+                                           "which names GET .../jobs/counts.")
     cwd = colander.SchemaNode(StrictString(), missing="", validator=_relative_inside,
                               description="Relative to the job's own directory on the node.")
     env = AnyObject(missing={}, validator=_environment, description="Environment variables (strings).")
@@ -195,6 +202,13 @@ class JobReport(AttemptReport):
 
     job = colander.SchemaNode(StrictString())
     secret = colander.SchemaNode(StrictString())
+
+
+class JobCounts(colander.MappingSchema):
+    states = colander.SchemaNode(colander.Mapping(unknown="preserve"),
+                                 description="state -> how many jobs of the cluster are in it.")
+    rep_grps = colander.SchemaNode(colander.Mapping(unknown="preserve"),
+                                   description="reporting group -> state -> how many (states with none left out).")
 
 
 class CancelCount(colander.MappingSchema):

@@ -1,6 +1,5 @@
 """For node agents: their long poll, their reports and their uploads,
 authenticated by the node's own secret (no bearer token)."""
-import threading
 import time
 
 from pyramid.response import FileIter, Response
@@ -11,6 +10,7 @@ from ..api import endpoint
 from ..errors import NotFound
 from ..models.run import AGENT_SIGNAL
 from ..runner import sandbox
+from ..runner.streams import Gate
 from ..schemas import agents as schemas
 from ..uploads import CHUNK, upload_name
 
@@ -26,27 +26,7 @@ def _context(request):
                        sandbox.available(bwrap))
 
 
-class PollGate:
-    """How many polls one process holds at once: each holds a server
-    thread, and the API needs some left. Past it, polls are answered at once."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._held = 0
-
-    def enter(self, limit):
-        with self._lock:
-            if self._held >= limit:
-                return False
-            self._held += 1
-            return True
-
-    def leave(self):
-        with self._lock:
-            self._held -= 1
-
-
-GATE = PollGate()
+GATE = Gate()  # the long polls one process holds
 
 
 @endpoint("agent_poll", "POST", summary="For node agents: the jobs placed on the node that the agent does not "

@@ -8,7 +8,7 @@ from ..api import created, endpoint, no_content, page
 from ..errors import APIError, Conflict, ValidationFailed, detail
 from ..models.cluster import Requester, configure
 from ..rendering import inventory_as_ini, inventory_as_json, parse_inventory
-from ..runner import sandbox
+from ..runner import sandbox, streams
 from ..schemas import clusters as schemas
 from ..sealing import open_values
 from ..schemas.common import ListOf, Pagination
@@ -179,13 +179,24 @@ def list_events(request):
     return {"count": run.event_count(), "items": items, "next": next_url}
 
 
-@endpoint("run_stdout", "GET", summary="The run's output as text; ?start_line=&end_line= for a range.",
+@endpoint("run_stdout", "GET", summary="The run's output as text; ?start_line=&end_line= for a range; "
+          "?follow=true streams a running run's output until it ends.",
           permission="view", query=schemas.StdoutQuery(), produces="text/plain", errors=(400, 401, 404), tags=TAGS)
 def get_stdout(request):
     query = request.validated_query
     if query["end_line"] is not None and query["end_line"] < query["start_line"]:
         raise APIError("end_line must not be before start_line.", details=[
             detail("querystring", "end_line", "before start_line")])
-    text = request.context.output.text(query["start_line"], query["end_line"])
+    run = request.context
+    if query["follow"] and not run.finished:
+        if query["end_line"] is not None:
+            raise APIError("follow=true streams to the end; leave end_line out.", details=[
+                detail("querystring", "end_line", "not with follow=true")])
+        streams.hold_a_stream(request)
+        chunks = streams.followed_output(run, query["start_line"], request.zodb_connection,
+                                         settings.get(request, "event_stream_seconds"),
+                                         request.registry.dispatcher.stopping)
+        return streams.stream_response(request, chunks, "text/plain")
+    text = run.output.text(query["start_line"], query["end_line"])
     return Response(text, content_type="text/plain", charset="utf-8")
 

@@ -12,6 +12,7 @@ from .. import settings
 from ..api import created, decode_utf8, endpoint, no_content, page, parse_json
 from ..errors import APIError, Conflict, NotFound, ValidationFailed, detail
 from ..models.cluster import own_directory
+from ..models.job import STATES
 from ..schemas import jobs as schemas
 from ..schemas.common import ListOf
 from ..security import callback_keys, secret_matches
@@ -155,6 +156,15 @@ def list_jobs(request):
         return page(request, table.names(query["after"]), lambda n: table[n].as_json(query["std"]), len(table))
     return page(request, _after(names, query["after"]), lambda n: table[n].as_json(query["std"]),
                 _count(table, query, names))
+
+
+@endpoint("job_counts", "GET", summary="How many of the cluster's jobs are in each state, in all and per "
+          "reporting group (read from counters: as fast for a million jobs as for ten).", permission="view",
+          response=schemas.JobCounts(), errors=(401, 404), tags=TAGS)
+def job_counts(request):
+    table = request.context.jobs
+    return {"states": {state: table.count("state", state) for state in STATES},
+            "rep_grps": table.counts_by_group()}
 
 
 @endpoint("jobs", "DELETE", summary="Cancel every job matching the filters (state, rep_grp, node).",
