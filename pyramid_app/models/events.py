@@ -80,16 +80,18 @@ class EventLog(Persistent):
 
     def _prune(self, max_age, max_count, now):
         oldest_kept = rfc3339_ms(now - max_age)
-        removed = 0
+        excess = self.count() - max_count
+        doomed = []  # gathered first: a BTree changed while iterated skips items
         for event_id, record in self.entries.items():
-            if self.count() - removed <= max_count and record["at"] >= oldest_kept:
+            if len(doomed) >= excess and record["at"] >= oldest_kept:
                 break
+            doomed.append((event_id, record))
+        for event_id, record in doomed:
             del self.entries[event_id]
             for scope in self._scopes_of(record):
                 self.scopes[scope].remove(event_id)
-            removed += 1
-        if removed:
-            self.count.change(-removed)
+        if doomed:
+            self.count.change(-len(doomed))
 
     @staticmethod
     def _scopes_of(record):

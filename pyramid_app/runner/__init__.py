@@ -7,6 +7,7 @@ from ..connections import database
 from . import draining
 from .dispatcher import Dispatcher
 from .sequencer import Sequencer
+from .webhooks import Deliverer
 
 
 def stats(request):
@@ -58,6 +59,14 @@ def includeme(config):
                                    settings.get(registry, "event_max_age_seconds"),
                                    settings.get(registry, "event_max_count"))
     registry.sequencer.start()
+    registry.dispatcher.companions.append(registry.sequencer.thread)
+    registry.webhooks = None
     if settings.get(registry, "start_dispatcher"):
         registry.dispatcher.start()
+        # webhook deliveries: a worker's, stopped (and joined) with its dispatcher
+        registry.webhooks = Deliverer(database(registry), registry.keyring, registry.dispatcher.membership,
+                                      registry.dispatcher.stopping,
+                                      settings.get(registry, "webhook_allowed_networks"))
+        registry.webhooks.start()
+        registry.dispatcher.companions.append(registry.webhooks.thread)
     draining.install(registry)

@@ -115,6 +115,9 @@ class Dispatcher:
         self._scheduled = {}  # cluster id -> its scheduling counter when this worker last placed its jobs
         self.stopping = threading.Event()
         self.threads = []
+        # threads of runner/ that end with it (the event sequencer, webhook
+        # deliveries): joined by stop, so none outlives the database
+        self.companions = []
         self._busy = 0
         self._busy_lock = threading.Lock()
         # ansible-runner starts from the server's environment: what in it
@@ -144,7 +147,7 @@ class Dispatcher:
         QUEUE_SIGNAL.notify()
         SCHEDULE_SIGNAL.notify()
         AGENT_SIGNAL.notify()  # the polls held end too
-        for thread in self.threads:
+        for thread in self.threads + self.companions:
             thread.join(timeout)
 
     def drain(self, timeout):

@@ -36,6 +36,8 @@ class Sequencer:
             while not self.stopping.is_set():
                 self._wake.wait(POLL_SECONDS)
                 self._wake.clear()
+                if self.stopping.is_set():
+                    break
                 try:
                     numbered = in_own_transaction(self.db, self._number, attempts=20)
                 except Exception:

@@ -79,29 +79,38 @@ class HeldBody:
                 self._gate = None
 
 
-def wait_for(look, connection, seconds, stopping):
+def over(request):
+    """Whether a request held open should end now: the process stops, or
+    its client has gone (waitress tells when channel_request_lookahead > 0;
+    otherwise the next write finds out)."""
+    stopping = request.registry.dispatcher.stopping
+    gone = request.environ.get("waitress.client_disconnected", lambda: False)
+    return lambda: stopping.is_set() or gone()
+
+
+def wait_for(look, connection, seconds, ended):
     """`look()` again, with the connection brought up to date, whenever
     events were numbered here and at least every REFRESH_SECONDS, until it
-    answers something or `seconds` pass; its last answer."""
+    answers something, `seconds` pass or `ended()`; its last answer."""
     deadline = time.monotonic() + seconds
     seen = FEED_SIGNAL.generation()
     found = look()
-    while not found and time.monotonic() < deadline and not stopping.is_set():
+    while not found and time.monotonic() < deadline and not ended():
         seen = FEED_SIGNAL.wait(seen, min(REFRESH_SECONDS, deadline - time.monotonic()))
         connection.newTransaction(None)
         found = look()
     return found
 
 
-def server_sent_events(look, connection, after, lifetime, stopping):
+def server_sent_events(look, connection, after, lifetime, ended):
     """The SSE stream of what `look(after)` finds (events with an `id`),
     from `after` on, for `lifetime` seconds."""
     yield f"retry: {RECONNECT_MILLISECONDS}\n\n".encode()
     deadline = time.monotonic() + lifetime
     last_sent = time.monotonic()
-    while time.monotonic() < deadline and not stopping.is_set():
+    while time.monotonic() < deadline and not ended():
         found = wait_for(lambda: look(after), connection, min(KEEPALIVE_SECONDS, deadline - time.monotonic()),
-                         stopping)
+                         ended)
         if found:
             yield b"".join(b"id: %d\ndata: %s\n\n" % (event["id"], body) for event, body in found)
             after = found[-1][0]["id"]
@@ -111,7 +120,7 @@ def server_sent_events(look, connection, after, lifetime, stopping):
             last_sent = time.monotonic()
 
 
-def followed_output(run, start_line, connection, lifetime, stopping):
+def followed_output(run, start_line, connection, lifetime, ended):
     """A run's output from `start_line`, then what it adds as it runs, as
     text (UTF-8, CRLF as LF, as GET .../stdout gives it), until it ends."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -121,13 +130,13 @@ def followed_output(run, start_line, connection, lifetime, stopping):
     held = ""  # a CR that may be the first half of a CRLF
     seen = FEED_SIGNAL.generation()
     while True:
-        ended = run.finished  # read with the chunks: the output is whole once it has
-        text = held + decoder.decode(data, final=ended)
-        held = "" if ended or not text.endswith("\r") else "\r"
+        finished = run.finished  # read with the chunks: the output is whole once it has
+        text = held + decoder.decode(data, final=finished)
+        held = "" if finished or not text.endswith("\r") else "\r"
         text = text[:len(text) - len(held)].replace("\r\n", "\n")
         if text:
             yield text.encode()
-        if ended or time.monotonic() >= deadline or stopping.is_set():
+        if finished or time.monotonic() >= deadline or ended():
             return
         seen = FEED_SIGNAL.wait(seen, REFRESH_SECONDS)  # a run's new output is an event of it
         connection.newTransaction(None)

@@ -194,8 +194,7 @@ def get_stdout(request):
                 detail("querystring", "end_line", "not with follow=true")])
         streams.hold_a_stream(request)
         chunks = streams.followed_output(run, query["start_line"], request.zodb_connection,
-                                         settings.get(request, "event_stream_seconds"),
-                                         request.registry.dispatcher.stopping)
+                                         settings.get(request, "event_stream_seconds"), streams.over(request))
         return streams.stream_response(request, chunks, "text/plain")
     text = run.output.text(query["start_line"], query["end_line"])
     return Response(text, content_type="text/plain", charset="utf-8")

@@ -48,7 +48,7 @@ def events(request):
     projects = visible_projects(request, query["project"])
     types = query["types"]
     connection = request.zodb_connection
-    stopping = request.registry.dispatcher.stopping
+    ended = streams.over(request)
 
     def look(after, limit):
         feed = app_root(connection).event_log
@@ -61,7 +61,7 @@ def events(request):
         streams.hold_a_stream(request)
         chunks = streams.server_sent_events(
             lambda after: [(event, orjson.dumps(event)) for event in look(after, STREAM_BATCH)[1]],
-            connection, start, settings.get(request, "event_stream_seconds"), stopping)
+            connection, start, settings.get(request, "event_stream_seconds"), ended)
         return streams.stream_response(request, chunks, EVENT_STREAM)
 
     after, limit = query["after"] or 0, query["limit"]
@@ -71,7 +71,7 @@ def events(request):
     if not items and query["wait"] and limit:
         streams.hold_a_stream(request)
         try:
-            streams.wait_for(lambda: look(after, limit)[1], connection, query["wait"], stopping)
+            streams.wait_for(lambda: look(after, limit)[1], connection, query["wait"], ended)
         finally:
             streams.STREAM_GATE.leave()
         feed = app_root(connection).event_log
