@@ -1,8 +1,9 @@
 """Scale of storage: with many jobs stored (1 000 000 by default; created
 straight through the model layer, not through Ansible), the p50 of
-GET .../jobs?state=running&limit=100 and /v1/jobs?rep_grp=...; one POST of
-10 000 jobs; the server's resident memory.
-Goals: both p50 <= 30 ms, the POST <= 3 s."""
+GET .../jobs?state=running&limit=100 and /v1/jobs?rep_grp=...; the p50 of
+GET .../jobs/counts (what the status page shows); one POST of 10 000 jobs;
+the server's resident memory.
+Goals: both p50 <= 30 ms, counts <= 50 ms, the POST <= 3 s."""
 import os
 import statistics
 import time
@@ -38,6 +39,9 @@ def fill(var_dir):
                 table.place(job, "node-1")
                 table.move(job, "running" if int(job.name[4:]) < RUNNING else "succeeded")
             transaction.commit()
+        # the feed numbered as the server's sequencer would have, as they came
+        app_root(connection).event_log.sequence()
+        transaction.commit()
     finally:
         connection.close()
         db.close()
@@ -71,16 +75,18 @@ def main():
     with service:
         running = p50(service, f"{cluster}/jobs?state=running&limit=100")
         grouped = p50(service, "/v1/jobs?rep_grp=group-7&limit=100")
+        counts = p50(service, f"{cluster}/jobs/counts")
         start = time.monotonic()
         service.call("POST", f"{cluster}/jobs?rep_grp=posted", [{"cmd": "true"} for _ in range(POST_JOBS)])
         post = time.monotonic() - start
         rss = resident_mb(service.server.process.pid)
     size = os.path.getsize(service.var_dir / "Data.fs") / 2**20
-    met = running <= 30 and grouped <= 30 and post <= 3
+    met = running <= 30 and grouped <= 30 and counts <= 50 and post <= 3
     figure(f"storage scale ({JOBS} jobs stored)",
-           f"p50 state=running {running:.1f} ms, p50 /v1/jobs?rep_grp {grouped:.1f} ms, POST {POST_JOBS} jobs "
+           f"p50 state=running {running:.1f} ms, p50 /v1/jobs?rep_grp {grouped:.1f} ms, p50 jobs/counts "
+           f"{counts:.1f} ms, POST {POST_JOBS} jobs "
            f"{post:.2f} s, server RSS {rss:.0f} MB", f"Data.fs {size:.0f} MB filled in {fill_seconds:.0f} s",
-           max(running, grouped) / 30, "p50 <= 30 ms, POST <= 3 s", met)
+           max(running / 30, grouped / 30, counts / 50), "p50 <= 30 ms, counts <= 50 ms, POST <= 3 s", met)
 
 
 if __name__ == "__main__":

@@ -5,12 +5,13 @@ processes (the callback URL names both). A cluster made through one API
 process is read through the other; a worker running a scale-up and the API
 process the agents talk to first are killed with SIGKILL while jobs run:
 the agents go on with the other, every job finishes once, the step moves on
-within the lease, and a run's output reads the same through every API
-process."""
+within the lease, and a run's output and the event feed read the same
+through every API process."""
 import os
 import signal
 import subprocess
 import time
+from collections import Counter
 
 import pytest
 
@@ -104,3 +105,25 @@ def test_two_api_processes_and_two_workers_survive_a_kill_9_of_one_of_each(deplo
     assert "PLAY RECAP" in output[0] and output[0] == output[1]
     states = {w["id"]: w["state"] for w in gone.request("GET", "/v1/workers", token=token)[2]["items"]}
     assert states[update["worker"]] == "dead" and list(states.values()).count("active") == 1
+
+    # the event feed: numbered once whichever process wrote an event, and
+    # read alike through either API process
+    feed = events_up_to(survivor, token, None)
+    assert feed == events_up_to(gone, token, feed[-1]["id"])
+    ids = [event["id"] for event in feed]
+    assert ids == sorted(set(ids))
+    ends = Counter(event["object"]["name"] for event in feed
+                   if event["type"] == "job" and event["object"]["state"] == "succeeded")
+    assert ends == {job["name"]: 1 for job in jobs}, "a job's end is in the feed once"
+
+
+def events_up_to(api, token, last):
+    """The whole feed through `api`, to `last` (its newest when None)."""
+    found, after = [], 0
+    while True:
+        page = api.request("GET", f"/v1/events?after={after}&limit=1000", token=token)[2]
+        last = page["last_id"] if last is None else last
+        found += [event for event in page["items"] if event["id"] <= last]
+        if not page["items"] or found and found[-1]["id"] >= last:
+            return found
+        after = page["items"][-1]["id"]
