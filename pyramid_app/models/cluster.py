@@ -20,6 +20,7 @@ from ..rendering import (CREDENTIALS_VARIABLE, TemplateError, Unsafe, effective_
                          parse_inventory, render_inventory)
 from ..sealing import open_values, seal_values
 from ..resources import Folder
+from . import events
 from .base import Entity, new_id
 from .job import ACTIVE, JobTable, jobs_out
 from .run import AGENT_SIGNAL, SCHEDULE_SIGNAL, Run, RunLog, after_commit
@@ -679,6 +680,7 @@ class Clusters(Folder):
             jobs_by_id.pop(job.id, None)
         if service is not None:
             service.clusters_using.change(-1)
+        events.gone(cluster)
         self.remove(cluster.name)
         self.__parent__.cluster_deleted()  # a deleting project may now be empty
 

@@ -26,6 +26,8 @@ from BTrees.LLBTree import LLTreeSet
 from BTrees.OOBTree import OOBTree
 from persistent import Persistent
 
+from ..resources import object_path
+
 TYPES = ("cluster", "run", "job", "warning", "project")
 ALL_PROJECTS = "*"  # scope key of an index over every project (no project name has a *)
 NO_PROJECT = ""  # scope of events that belong to no project: admins see them
@@ -199,6 +201,13 @@ def changed(obj):
     collector = _collector(obj)
     if collector is not None:
         collector.objects[(obj.type, obj.id)] = obj
+
+
+def gone(obj):
+    """`obj` is removed (purged): the feed says so once, by its identity."""
+    project, cluster = _place_of(obj)
+    emit(obj, obj.type, project, {"id": obj.id, "name": obj.name, "url": object_path(obj), "purged": True},
+         cluster=cluster)
 
 
 def emit(anchor, type, project, body, cluster=None):

@@ -19,6 +19,7 @@ from persistent.list import PersistentList
 from ..catalog import duration_to_seconds, size_to_bytes
 from ..errors import Conflict
 from ..resources import Folder, object_path
+from . import events
 from .base import Entity, new_id, rfc3339, utcnow
 
 FINISHED = ("succeeded", "failed", "cancelled", "lost")
@@ -401,4 +402,5 @@ class JobTable(Folder):
         self._remove_from("rep_grp", job.rep_grp, job.name)
         self.place(job, None)
         self.__parent__.app_root.jobs_by_id.pop(job.id, None)
+        events.gone(job)
         self.remove(job.name)

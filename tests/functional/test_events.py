@@ -264,3 +264,13 @@ def test_job_counts_per_state_and_reporting_group(served):
     assert "reserved" in refused.json["details"][0]["description"]
     alice = api.user("bob")
     assert_error(api.testapp.get(f"{DEMO}/c1/jobs/counts", headers=alice, status=404), 404)
+
+
+def test_purged_clusters_and_jobs_are_said_gone(served):
+    _, api, _ = served
+    api.testapp.post_json(f"{DEMO}/c1/jobs", {"name": "short-lived", "cmd": "true"}, headers=api.as_admin)
+    finished_job(api, "c1", "short-lived")
+    api.testapp.delete(f"{DEMO}/c1/jobs/short-lived?purge=true", headers=api.as_admin)
+    found = settle(api, "?project=demo&types=job", lambda found: found[-1]["object"].get("purged"))
+    assert found[-1]["object"] == {"id": found[-2]["object"]["id"], "name": "short-lived",
+                                   "url": f"{DEMO}/c1/jobs/short-lived", "purged": True}
