@@ -25,6 +25,7 @@ from .rendering import parse_inventory
 from .runner.events import RUNNER_STDOUT
 from .models.credential import Credentials
 from .models.warning import Warnings
+from .models.webhook import Webhooks
 from .models.service import Services
 from .models.user import Users
 from .catalog import seal_secret_defaults, secret_names
@@ -266,10 +267,17 @@ def step_12_event_feed(root, evolution):
             cluster.jobs.count_groups()
 
 
+def step_13_webhooks(root, evolution):
+    """Every project keeps its webhooks (models/webhook.py)."""
+    for project in root.projects.values():
+        if not isinstance(getattr(project, "webhooks", None), Webhooks):
+            project.webhooks = Webhooks("webhooks", project)
+
+
 STEPS = [step_1_users_and_projects, step_2_service_catalog, step_3_clusters_and_runs, step_4_jobs,
          step_5_warnings, step_6_job_report_inbox, step_7_schedule_requests_in_memory, step_8_tenancy,
          step_9_run_output_in_database, step_10_uploads_in_database,
-         step_11_workers_and_shared_scheduling, step_12_event_feed]
+         step_11_workers_and_shared_scheduling, step_12_event_feed, step_13_webhooks]
 
 
 class Evolution:

@@ -35,6 +35,8 @@ def reseal_everything(root, old, new):
             cluster.options_spec = spec_again(cluster.options_spec)
             cluster.options = {name: again(value) for name, value in cluster.options.items()}
             cluster.given_options = {name: again(value) for name, value in cluster.given_options.items()}
+        for webhook in project.webhooks.values():
+            webhook.sealed_secret = again(webhook.sealed_secret)
     keys = [new_callback_key()] + callback_keys(root, old)[:CALLBACK_KEYS_KEPT - 1]
     root.callback_keys[:] = [new.seal(key) for key in keys]
     return count + len(keys)

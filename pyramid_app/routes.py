@@ -110,3 +110,7 @@ def includeme(config):
     add("uploads", "/v1/uploads")
     add("warnings", "/v1/warnings")
     add("events", "/v1/events")
+    webhooks = "/v1/projects/{project}/webhooks"
+    add("webhooks", webhooks, factory=project_factory)
+    add("webhook", webhooks + "/{webhook}", factory=project_factory)
+    add("webhook_deliveries", webhooks + "/{webhook}/deliveries", factory=project_factory)

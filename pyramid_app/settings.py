@@ -6,6 +6,7 @@ variable `PROVISIONER_<KEY>` (upper case) overrides it, so a container or a
 systemd unit can change any of them without editing the file. The ZODB URI is
 pyramid_zodbconn's `zodbconn.uri`, overridable as `PROVISIONER_ZODB_URI`.
 """
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -37,6 +38,18 @@ def parse_deployment(value):
     if value not in ("development", "production"):
         raise ValueError(f"{value!r} is not development or production")
     return value
+
+
+def parse_networks(value):
+    """'10.0.0.0/8, fd00::/8' -> (IPv4Network('10.0.0.0/8'), IPv6Network('fd00::/8'))."""
+    networks = []
+    for part in str(value).split(","):
+        if part.strip():
+            try:
+                networks.append(ipaddress.ip_network(part.strip(), strict=False))
+            except ValueError:
+                raise ValueError(f"{part.strip()!r} is not a network in CIDR notation like 10.0.0.0/8") from None
+    return tuple(networks)
 
 
 # key: (default, coercion). Paths are resolved against var_dir in `load`.
@@ -86,6 +99,10 @@ SETTINGS = {
     # ends after event_stream_seconds, and the client resumes.
     "event_streams": ("8", int),
     "event_stream_seconds": ("300", float),
+    # webhooks (outbound.py) are never sent to loopback, link-local,
+    # unspecified or multicast addresses, nor to this server's own, except
+    # to these networks (comma-separated CIDRs) an admin allows
+    "webhook_allowed_networks": ("", parse_networks),
 }
 
 REPOSITORY = Path(__file__).resolve().parent.parent

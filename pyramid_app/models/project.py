@@ -7,6 +7,7 @@ from ..uploads import Uploads
 from .cluster import Clusters
 from .credential import Credentials
 from .base import Entity
+from .webhook import Webhooks
 
 ROLES = ("owner", "member", "viewer")
 
@@ -29,6 +30,7 @@ class Project(Entity):
         self.members = OOBTree()  # username -> role
         self.clusters = Clusters("clusters", self)
         self.credentials = Credentials("credentials", self)
+        self.webhooks = Webhooks("webhooks", self)  # POSTs of its events (models/webhook.py)
         self.uploads = Uploads()  # PUT /v1/projects/{project}/uploads, for its jobs' files
         # The host keys its runs' ssh accepted (accept-new), one per line:
         # a key one project accepted never decides another's logins.

@@ -64,6 +64,7 @@ MATRIX = [
     ("all_jobs",          "GET",    401,  401,  401,  200,  200,  200,  200,  200),
     ("warnings",          "GET",    401,  401,  401,  200,  200,  200,  200,  200),
     ("warnings",          "DELETE", 401,  401,  401,  200,  200,  200,  200,  200),
+    ("events",            "GET",    401,  401,  401,  200,  200,  200,  200,  200),  # each sees its projects'
     # admins only
     ("users",             "GET",    401,  401,  401,  403,  403,  403,  403,  200),
     ("workers",           "GET",    401,  401,  401,  403,  403,  403,  403,  200),
@@ -88,6 +89,7 @@ MATRIX = [
     ("run_stdout",        "GET",    401,  401,  401,  404,  200,  200,  200,  200),
     ("jobs",              "GET",    401,  401,  401,  404,  200,  200,  200,  200),
     ("job",               "GET",    401,  401,  401,  404,  200,  200,  200,  200),
+    ("job_counts",        "GET",    401,  401,  401,  404,  200,  200,  200,  200),
     ("job_stdout",        "GET",    401,  401,  401,  404,  200,  200,  200,  200),
     ("job_stderr",        "GET",    401,  401,  401,  404,  200,  200,  200,  200),
     ("credentials",       "GET",    401,  401,  401,  404,  200,  200,  200,  200),
@@ -111,6 +113,11 @@ MATRIX = [
     ("credentials",       "POST",   401,  401,  401,  404,  403,  403,  201,  201),
     ("credential",        "PUT",    401,  401,  401,  404,  403,  403,  200,  200),
     ("credential",        "DELETE", 401,  401,  401,  404,  403,  403,  204,  204),
+    ("webhooks",          "GET",    401,  401,  401,  404,  403,  403,  200,  200),
+    ("webhooks",          "POST",   401,  401,  401,  404,  403,  403,  201,  201),
+    ("webhook",           "GET",    401,  401,  401,  404,  403,  403,  200,  200),
+    ("webhook",           "DELETE", 401,  401,  401,  404,  403,  403,  204,  204),
+    ("webhook_deliveries", "GET",   401,  401,  401,  404,  403,  403,  200,  200),
 ]
 
 # The object each route's path names (made by `matrix` below).
@@ -135,7 +142,9 @@ PATHS = {
     "agent_files": "/v1/agents/files?path=matrix.txt",
     "project_uploads": f"{PROJECT}/uploads?path=matrix.txt",
     "credentials": f"{PROJECT}/credentials", "credential": f"{PROJECT}/credentials/key1",
-    "warnings": "/v1/warnings",
+    "warnings": "/v1/warnings", "events": "/v1/events", "job_counts": f"{CLUSTER}/jobs/counts",
+    "webhooks": f"{PROJECT}/webhooks", "webhook": f"{PROJECT}/webhooks/hook1",
+    "webhook_deliveries": f"{PROJECT}/webhooks/hook1/deliveries",
 }
 QUERIES = {("jobs", "DELETE"): "?state=queued"}
 BODIES = {
@@ -159,6 +168,7 @@ BODIES = {
     ("project_uploads", "PUT"): b"data",
     ("credentials", "POST"): {"name": "key2", "kind": "ssh_key", "private_key": "{private_key}"},
     ("credential", "PUT"): {"kind": "ssh_key", "private_key": "{private_key}"},
+    ("webhooks", "POST"): {"name": "hook2", "url": "http://198.51.100.7/hook"},  # TEST-NET-2: never reached
 }
 
 
@@ -193,6 +203,8 @@ def matrix(tmp_path_factory):
     run = testapp.get(f"{CLUSTER}/runs", headers=api.as_admin).json["items"][0]["name"]
     private_key = new_private_key()
     testapp.post_json(f"{PROJECT}/credentials", {"name": "key1", "kind": "ssh_key", "private_key": private_key},
+                      headers=users["olga"])
+    testapp.post_json(f"{PROJECT}/webhooks", {"name": "hook1", "url": "http://198.51.100.7/hook"},
                       headers=users["olga"])
 
     expires_at = datetime.fromisoformat(expired["expires_at"].replace("Z", "+00:00"))
