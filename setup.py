@@ -42,6 +42,9 @@ tests_require = [
     "hypothesis",
     "schemathesis>=4",
     "ansible-lint",
+    # tests/browser: the status page in headless Chromium (Debian's chromium
+    # and chromium-driver; the tests skip without them)
+    "selenium",
 ]
 
 setup(
@@ -50,6 +53,8 @@ setup(
     description="Provision clusters from a service catalog and run jobs on them, through Ansible",
     packages=find_packages(exclude=["tests", "tests.*"]),
     include_package_data=True,
+    # the status page (pyramid_app/page.py)
+    package_data={"pyramid_app": ["static/*"]},
     zip_safe=False,
     python_requires=">=3.10",
     install_requires=requires,

@@ -39,9 +39,8 @@ def fill(var_dir):
                 table.place(job, "node-1")
                 table.move(job, "running" if int(job.name[4:]) < RUNNING else "succeeded")
             transaction.commit()
-        # the feed numbered as the server's sequencer would have, as they came
-        app_root(connection).event_log.sequence()
-        transaction.commit()
+            app_root(connection).event_log.sequence()  # as the server's sequencer would have
+            transaction.commit()
     finally:
         connection.close()
         db.close()

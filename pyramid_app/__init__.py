@@ -17,6 +17,7 @@ def main(global_config, **settings):
         config.include(".errors")
         config.include(".tweens")
         config.include(".routes")
+        config.include(".page")
         config.include(".bootstrap")
         config.include(".runner")
         config.include(".request")

@@ -49,11 +49,21 @@ def rfc3339_ms(seconds=None):
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class Pending(Persistent):
+    """One transaction's events, a record of their own: the bucket listing
+    pending entries then holds a reference, and inserting one more does not
+    rewrite the others' events."""
+
+    def __init__(self, events):
+        self.events = events
+
+
 class EventLog(Persistent):
     def __init__(self):
-        self.pending = OOBTree({SENTINEL: ()})  # (time_ns, token) -> tuple of events, not yet numbered
+        self.pending = OOBTree({SENTINEL: Pending(())})  # (time_ns, token) -> Pending, not yet numbered
         self.entries = LOBTree()  # id -> event, as the API shows it
         self.scopes = OOBTree()  # (project or ALL_PROJECTS or NO_PROJECT, type) -> LLTreeSet of ids
+        self.scope_counts = OOBTree()  # the same keys -> Length: how many ids each holds
         self.head = 0  # the last id given
         self.count = Length()
 
@@ -66,13 +76,14 @@ class EventLog(Persistent):
         """Number the pending events, oldest transaction first, and prune.
         Returns how many were numbered."""
         numbered = 0
-        for key, events in list(self.pending.items(min=SENTINEL, excludemin=True)):
-            for event in events:
+        for key, pending in list(self.pending.items(min=SENTINEL, excludemin=True)):
+            for event in pending.events:
                 self.head += 1
                 record = {"id": self.head, **event}
                 self.entries[self.head] = record
                 for scope in self._scopes_of(record):
                     self._scope(scope).insert(self.head)
+                    self.scope_counts[scope].change(1)
                 numbered += 1
             del self.pending[key]
         if numbered:
@@ -92,6 +103,7 @@ class EventLog(Persistent):
             del self.entries[event_id]
             for scope in self._scopes_of(record):
                 self.scopes[scope].remove(event_id)
+                self.scope_counts[scope].change(-1)
         if doomed:
             self.count.change(-len(doomed))
 
@@ -106,6 +118,7 @@ class EventLog(Persistent):
         ids = self.scopes.get(scope)
         if ids is None:
             ids = self.scopes[scope] = LLTreeSet()
+            self.scope_counts[scope] = Length()
         return ids
 
     # -- the readers' side -----------------------------------------------------
@@ -118,14 +131,28 @@ class EventLog(Persistent):
         those of none) and types, oldest first: (total matching, up to
         `limit` of them)."""
         if projects is None and set(types) == set(TYPES):
+            # pruning takes only the oldest: the ids kept are every one from oldest_id to head
+            total = max(0, self.head - max(after, self.oldest_id() - 1))
             ranges = [self.entries.keys(min=after, excludemin=True)]
         else:
             names = [ALL_PROJECTS, NO_PROJECT] if projects is None else projects
-            ranges = [self.scopes[scope].keys(min=after, excludemin=True)
-                      for scope in itertools.product(names, types) if scope in self.scopes]
-        total = sum(len(ids) for ids in ranges)
+            scopes = [scope for scope in itertools.product(names, types) if scope in self.scopes]
+            total = sum(self._count_after(scope, after) for scope in scopes)
+            ranges = [self.scopes[scope].keys(min=after, excludemin=True) for scope in scopes]
         ids = itertools.islice(heapq.merge(*ranges), limit)
         return total, [self.entries[event_id] for event_id in ids]
+
+    def _count_after(self, scope, after):
+        """How many ids of `scope` are above `after`, counting the shorter
+        side of it (each counted id may cost a bucket read)."""
+        ids, total = self.scopes[scope], self.scope_counts[scope]()
+        if not total or after < ids.minKey():
+            return total
+        if after >= ids.maxKey():
+            return 0
+        if after - ids.minKey() > ids.maxKey() - after:
+            return len(ids.keys(min=after, excludemin=True))
+        return total - len(ids.keys(max=after))
 
 
 # -- the writers' side -------------------------------------------------------------
@@ -141,7 +168,7 @@ class _Collector:
 
     def write(self):
         events = [self._event(obj) for obj in self.objects.values()] + self.ready
-        self.feed.pending[(time.time_ns(), f"{secrets.token_hex(4)}{next(_tokens)}")] = tuple(events)
+        self.feed.pending[(time.time_ns(), f"{secrets.token_hex(4)}{next(_tokens)}")] = Pending(tuple(events))
 
     @staticmethod
     def _event(obj):

@@ -48,6 +48,10 @@ MATRIX = [
     ("openapi",           "GET",    200,  200,  200,  200,  200,  200,  200,  200),
     ("healthz",           "GET",    200,  200,  200,  200,  200,  200,  200,  200),
     ("token",             "POST",   201,  201,  201,  201,  201,  201,  201,  201),
+    ("session",           "POST",   201,  201,  201,  201,  201,  201,  201,  201),  # the status page's sign-in
+    # the session cookie decides, whatever bearer token is sent (none is)
+    ("session",           "GET",    401,  401,  401,  401,  401,  401,  401,  401),
+    ("session",           "DELETE", 204,  204,  204,  204,  204,  204,  204,  204),
     ("job_reports",       "POST",   403,  403,  403,  403,  403,  403,  403,  403),  # the job's secret decides
     ("agent_poll",        "POST",   403,  403,  403,  403,  403,  403,  403,  403),  # the node's secret decides
     ("agent_reports",     "POST",   403,  403,  403,  403,  403,  403,  403,  403),
@@ -124,7 +128,7 @@ MATRIX = [
 PATHS = {
     "version": "/v1/version", "openapi": "/v1/openapi.json", "healthz": "/healthz", "info": "/v1/info",
     "workers": "/v1/workers",
-    "token": "/v1/auth/token", "me": "/v1/users/me", "users": "/v1/users", "user": "/v1/users/target",
+    "token": "/v1/auth/token", "session": "/v1/auth/session", "me": "/v1/users/me", "users": "/v1/users", "user": "/v1/users/target",
     "projects": "/v1/projects", "project": PROJECT, "members": f"{PROJECT}/members",
     "member": f"{PROJECT}/members/vera",
     "services": "/v1/services", "service": "/v1/services/extra", "service_version": "/v1/services/extra/1.0",
@@ -149,6 +153,7 @@ PATHS = {
 QUERIES = {("jobs", "DELETE"): "?state=queued"}
 BODIES = {
     ("token", "POST"): {"username": "mark", "password": PASSWORD},
+    ("session", "POST"): {"username": "mark", "password": PASSWORD},
     ("job_reports", "POST"): {"job": "{job_id}", "attempt": 1, "secret": "0" * 64},
     ("agent_poll", "POST"): {"holding": [], "wait": 0},
     ("agent_reports", "POST"): {"reports": [], "holding": []},
@@ -222,6 +227,7 @@ def call(matrix, route, method, caller):
     values = matrix["values"]
     path = PATHS[route].format(**values) + QUERIES.get((route, method), "")
     body = BODIES.get((route, method))
+    matrix["testapp"].cookiejar.clear()  # a session a row signed in (rolled back) is no caller's
     send = getattr(matrix["testapp"], method.lower())
     options = {"headers": dict(matrix["headers"][caller]), "expect_errors": True, "extra_environ": {ROLLBACK: True}}
     if isinstance(body, bytes):
@@ -251,7 +257,9 @@ def test_each_caller_gets_its_status(matrix, route, method, expected):
             body = assert_error(response, response.status_int)
             if response.status_int == 401:
                 assert response.headers["WWW-Authenticate"].startswith("Bearer")
-                assert body["error"] == ("AuthenticationRequired" if caller == "none" else "InvalidToken")
+                no_cookie = route == "session"  # it reports the cookie, which no caller here sends
+                assert body["error"] == ("AuthenticationRequired" if caller == "none" or no_cookie
+                                         else "InvalidToken")
 
 
 def test_matrix_requests_change_nothing(matrix):

@@ -22,7 +22,7 @@ def test_wrong_content_type_is_415(testapp, api):
 
 def test_unknown_paths_are_404_json(testapp):
     assert_error(testapp.get("/v1/nothing", status=404), 404, "NotFound")
-    assert_error(testapp.get("/", status=404), 404)
+    assert_error(testapp.get("/nothing", status=404), 404)
 
 
 def test_wrong_method_is_405_with_allow(testapp, api):
