@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.crashes import ADMIN_PASSWORD, start_server
+from tests.crashes import start_server
 
 CHROMIUM = Path(os.environ.get("PROVISIONER_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("PROVISIONER_CHROMEDRIVER", "/usr/bin/chromedriver"))
