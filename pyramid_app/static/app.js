@@ -7,8 +7,8 @@ const MAX_OUTPUT_LINES = 2000; // of a run's output kept in the page
 const PAGE_SIZE = 100;
 const RECONNECT_MS = 3000;
 const REFRESH_MS = 250; // job counts, runs, warnings: refreshed at most 4 times a second
-// last_id without a page of events, nor their count (after the largest id there is none to count)
-const HEAD_QUERY = "limit=0&after=4611686018427387904";
+// last_id without a page of events (counting them reads no event)
+const HEAD_QUERY = "limit=0";
 const JOB_STATES = ["dependent", "queued", "launching", "running", "succeeded", "failed", "cancelled", "lost"];
 const FINISHED_JOBS = new Set(["succeeded", "failed", "cancelled", "lost"]);
 const FINISHED_RUNS = new Set(["successful", "failed", "canceled", "lost"]);

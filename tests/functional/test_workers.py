@@ -108,7 +108,10 @@ def test_a_worker_declared_dead_that_wakes_up_is_fenced_and_registers_again(idle
     other.membership.id = sleeper
     def runs_of_c1(root):
         runs = root.projects["demo"].clusters["c1"].runs
-        return [runs[name] for name in runs.names()]
+        found = [runs[name] for name in runs.names()]
+        for run in found:
+            run._p_activate()  # loaded while the connection is open: read after it closes
+        return found
     runs = change(app, runs_of_c1)
     assert [run.status for run in runs] == ["lost", "queued"]
     assert runs[0].owner == sleeper and not other.holds(runs[0])  # what it would write for its run is refused
