@@ -31,6 +31,8 @@ requires = [
     "cryptography",
     # what cryptography needs to open passphrase-protected OpenSSH keys
     "bcrypt",
+    # GET /metrics in the Prometheus text format (metrics.py)
+    "prometheus-client",
 ]
 
 tests_require = [

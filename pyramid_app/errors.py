@@ -26,6 +26,7 @@ CODES = {
     409: "Conflict",
     413: "RequestTooLarge",
     415: "UnsupportedMediaType",
+    429: "TooManyRequests",
     500: "InternalError",
     503: "ServiceUnavailable",
 }

@@ -27,6 +27,7 @@ ERROR_DESCRIPTIONS = {
     409: "Conflict: duplicate name, wrong state or order of operations.",
     413: "Body too large.",
     415: "Wrong content type.",
+    429: "Too many failed attempts: wait the Retry-After seconds.",
     503: "Draining, or storage down.",
 }
 

@@ -52,6 +52,18 @@ def parse_networks(value):
     return tuple(networks)
 
 
+MIN_SCRAPE_TOKEN = 16  # characters: a scrape token is a password, and never rate-limited
+
+
+def parse_scrape_token(value):
+    """'' (admins only) or a token of at least MIN_SCRAPE_TOKEN characters."""
+    token = str(value).strip()
+    if token and (len(token) < MIN_SCRAPE_TOKEN or any(char.isspace() for char in token)):
+        raise ValueError(f"a scrape token is at least {MIN_SCRAPE_TOKEN} characters without spaces "
+                         "(make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    return token
+
+
 # key: (default, coercion). Paths are resolved against var_dir in `load`.
 SETTINGS = {
     "deployment": ("development", parse_deployment),
@@ -103,6 +115,13 @@ SETTINGS = {
     # unspecified or multicast addresses, nor to this server's own, except
     # to these networks (comma-separated CIDRs) an admin allows
     "webhook_allowed_networks": ("", parse_networks),
+    # peers (comma-separated addresses or CIDRs, a reverse proxy's) whose
+    # X-Forwarded-For names the client that sign-in throttling counts
+    # (throttling.py); others' X-Forwarded-For is ignored
+    "trusted_proxies": ("", parse_networks),
+    # the bearer token a Prometheus server scrapes GET /metrics with
+    # (metrics.py; compared in constant time); empty: admins' tokens only
+    "metrics_token": ("", parse_scrape_token),
 }
 
 REPOSITORY = Path(__file__).resolve().parent.parent

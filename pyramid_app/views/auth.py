@@ -1,4 +1,4 @@
-from .. import settings
+from .. import settings, throttling
 from ..api import endpoint, no_content
 from ..bootstrap import forget_initial_admin_password
 from ..errors import APIError
@@ -13,20 +13,36 @@ BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="provisioner"'}
 
 def _signed_in(request, seconds):
     """The user the body's username and password name, and a new token of
-    theirs living `seconds`; the same 401 for a wrong name or password."""
+    theirs living `seconds`; the same 401 for a wrong name or password, and
+    429 without checking the password while failures throttle the name or
+    the address (throttling.py)."""
     data = request.validated
+    name = data["username"]
     users = request.app_root.users
-    user = users.authenticate(data["username"], data["password"])
+    throttle = throttling.throttle(request)
+    address = throttling.client_address(request, settings.get(request, "trusted_proxies"))
+    if address is not None:
+        wait = throttle.wait(name, address)
+        if wait > 0:
+            seconds_left = throttling.retry_after(wait)
+            raise APIError(f"Too many failed sign-ins; try again in {seconds_left} s.", status=429,
+                           code="TooManyAttempts", headers={"Retry-After": str(seconds_left)})
+    user = users.authenticate(name, data["password"])
     if user is None:
+        warning = None if address is None else throttle.failed(name, address)
+        if warning is not None and name in users:  # names that exist: no warning per made-up name
+            throttling.record_warning(request.registry, warning)
         raise APIError("Wrong username or password.", status=401, code="AuthenticationFailed",
                        headers=BEARER_CHALLENGE)
+    if address is not None:
+        throttle.succeeded(name, address)
     token, expires_at = users.issue_token(user, seconds)
     forget_initial_admin_password(users, user.name, settings.get(request, "var_dir"))
     return user, token, expires_at
 
 
 @endpoint("token", "POST", summary="Log in: trade a username and password for a bearer token.",
-          body=schemas.TokenRequest(), response=schemas.Token(), status=201, errors=(400, 401, 415),
+          body=schemas.TokenRequest(), response=schemas.Token(), status=201, errors=(400, 401, 415, 429),
           body_types=FORM_OR_JSON, tags=("auth",))
 def create_token(request):
     seconds = min(request.validated["expiration"], settings.get(request, "token_max_expiration"))
@@ -52,7 +68,7 @@ def session_json(token, user, expires_at):
 
 @endpoint("session", "POST", summary="Sign a browser in: a session token (12 hours) in the HttpOnly, "
           "SameSite=Strict cookie provisioner_session, and the CSRF token its changes send as X-CSRF-Token.",
-          body=schemas.SessionRequest(), response=schemas.Session(), status=201, errors=(400, 401, 415),
+          body=schemas.SessionRequest(), response=schemas.Session(), status=201, errors=(400, 401, 415, 429),
           body_types=FORM_OR_JSON, tags=("auth",))
 def create_session(request):
     user, token, expires_at = _signed_in(request, SESSION_SECONDS)

@@ -72,6 +72,7 @@ MATRIX = [
     # admins only
     ("users",             "GET",    401,  401,  401,  403,  403,  403,  403,  200),
     ("workers",           "GET",    401,  401,  401,  403,  403,  403,  403,  200),
+    ("metrics",           "GET",    401,  401,  401,  403,  403,  403,  403,  200),  # or the scrape token
     ("user",              "GET",    401,  401,  401,  403,  403,  403,  403,  200),
     ("user",              "PUT",    401,  401,  401,  403,  403,  403,  403,  200),
     ("user",              "DELETE", 401,  401,  401,  403,  403,  403,  403,  204),
@@ -127,7 +128,7 @@ MATRIX = [
 # The object each route's path names (made by `matrix` below).
 PATHS = {
     "version": "/v1/version", "openapi": "/v1/openapi.json", "healthz": "/healthz", "info": "/v1/info",
-    "workers": "/v1/workers",
+    "workers": "/v1/workers", "metrics": "/metrics",
     "token": "/v1/auth/token", "session": "/v1/auth/session", "me": "/v1/users/me", "users": "/v1/users", "user": "/v1/users/target",
     "projects": "/v1/projects", "project": PROJECT, "members": f"{PROJECT}/members",
     "member": f"{PROJECT}/members/vera",
