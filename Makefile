@@ -7,6 +7,8 @@ PORT ?= 6543
 VAR_DIR ?= $(CURDIR)/var
 PYTEST_ARGS ?=
 BIN := $(VENV)/bin
+# the Ansible project the service runs (package data of pyramid_app)
+ANSIBLE := $(CURDIR)/pyramid_app/ansible
 
 .PHONY: run test lint bench clean
 
@@ -28,8 +30,9 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/pytest -n auto --dist loadgroup $(PYTEST_ARGS) tests
 
+# the playbooks find their roles through their ansible.cfg
 lint: $(VENV)/.installed-test
-	$(BIN)/ansible-lint playbooks roles
+	ANSIBLE_CONFIG=$(ANSIBLE)/ansible.cfg $(BIN)/ansible-lint $(ANSIBLE)/playbooks $(ANSIBLE)/roles
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench

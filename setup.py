@@ -33,6 +33,8 @@ requires = [
     "bcrypt",
     # GET /metrics in the Prometheus text format (metrics.py)
     "prometheus-client",
+    # option patterns of service specs, matched in linear time (catalog/schema.py)
+    "google-re2",
 ]
 
 tests_require = [
@@ -53,10 +55,17 @@ setup(
     name="provisioner",
     version="0.1.0",
     description="Provision clusters from a service catalog and run jobs on them, through Ansible",
-    packages=find_packages(exclude=["tests", "tests.*"]),
-    include_package_data=True,
-    # the status page (pyramid_app/page.py)
-    package_data={"pyramid_app": ["static/*"]},
+    # bench/ runs from a checkout only (make bench: python -m bench)
+    packages=find_packages(exclude=["tests", "tests.*", "bench", "bench.*"]),
+    # Found through the package, so an install serves its own copies: the
+    # status page (page.py), the Ansible project the runs use (ansible.cfg,
+    # playbooks, and the roles with their files/, among them the node agent
+    # and the job wrapper) and the built-in services (settings.py). Listed
+    # here whole, and the wheel and the sdist take exactly these:
+    # include_package_data would also take whatever a manifest names, and
+    # warns that these directories look like packages.
+    package_data={"pyramid_app": ["static/*", "ansible/ansible.cfg", "ansible/playbooks/*.yml",
+                                  "ansible/roles/**/*", "service_templates/**/*"]},
     zip_safe=False,
     python_requires=">=3.10",
     install_requires=requires,

@@ -3,7 +3,7 @@ batch service's defaults (2 cpus, 4G per node; 1 cpu per job):
 - one 'true' job, POST -> the first GET that reads `succeeded` (polled every
   20 ms), one job at a time, against one raw ansible-playbook run of a
   one-task playbook (localhost, connection local, no facts, one
-  ansible.builtin.command: true) with the repository's ansible.cfg, the two
+  ansible.builtin.command: true) with the package's ansible.cfg, the two
   interleaved. Goal: ratio <= 0.2.
 - a job 'sleep 2; date +%s.%N', polled every 20 ms: whether it showed its
   `pid` while `running`, and its end latency: the first poll that reads

@@ -14,6 +14,7 @@ import subprocess
 import time
 
 from bench.service import ANSIBLE_ENV, BIN, REPOSITORY, Service, figure, summary
+from pyramid_app.settings import PLAYBOOKS_DIR, ROLES_DIR
 
 JOBS = int(os.environ.get("BENCH_THROUGHPUT_JOBS", "1000"))
 SECONDS = float(os.environ.get("BENCH_THROUGHPUT_SECONDS", "300"))
@@ -62,14 +63,14 @@ def one_playbook_per_job(service, cluster):
             "node-1": [spec(service.var_dir / "by-playbook", number)]}}))
         start = time.monotonic()
         subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), "-e", f"@{extravars}",
-                        "playbooks/job_launch.yml"], cwd=REPOSITORY, env=ANSIBLE_ENV, check=True,
+                        str(PLAYBOOKS_DIR / "job_launch.yml")], cwd=REPOSITORY, env=ANSIBLE_ENV, check=True,
                        capture_output=True)
         times.append(time.monotonic() - start)
     return times
 
 
 def shell_loop_floor(service):
-    wrapper = REPOSITORY / "roles" / "provisioner_jobs" / "files" / "provisioner-job"
+    wrapper = ROLES_DIR / "provisioner_jobs" / "files" / "provisioner-job"
     directory = service.var_dir / "by-shell"
     specs = service.var_dir / "specs"
     specs.mkdir()

@@ -11,12 +11,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from pyramid_app.settings import ANSIBLE_CONFIG
 from tests.server import REPOSITORY, Server
 
 ADMIN_PASSWORD = "benchmark-admin-password"
 BIN = Path(sys.executable).parent
 UNFINISHED = ("dependent", "queued", "launching", "running")
-ANSIBLE_ENV = dict(os.environ, ANSIBLE_CONFIG=str(REPOSITORY / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+ANSIBLE_ENV = dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE_CONFIG), ANSIBLE_NOCOLOR="1",
                    PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
 
 

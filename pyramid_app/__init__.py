@@ -1,10 +1,14 @@
 from pyramid.config import Configurator
 
+from .settings import check_server_threads, server_threads
+
 
 def main(global_config, **settings):
-    """The WSGI application: includes and scans, nothing else."""
+    """The WSGI application: includes and scans (after refusing a waitress
+    with too few threads for the polls and streams it may hold)."""
     with Configurator(settings=settings) as config:
         config.include(".settings")
+        check_server_threads(server_threads(global_config), config.registry.settings)
         config.include(".sealing")
         config.include("pyramid_tm")
         config.include("pyramid_retry")

@@ -1,4 +1,4 @@
-"""Node agents (roles/provisioner_jobs/files/provisioner-agent): who they
+"""Node agents (ansible/roles/provisioner_jobs/files/provisioner-agent): who they
 are, what they are told, and when one has gone quiet.
 
 An agent names itself by project, cluster, cluster id and node, and proves
@@ -21,8 +21,8 @@ from ZODB.POSException import ConflictError
 
 from .connections import database
 from .errors import APIError
-from .models.cluster import agent_places
-from .models.job import ACTIVE, is_out
+from .models.cluster import DELETED, DELETING, agent_places
+from .models.job import ACTIVE, LAUNCHING, is_out
 from .rendering import parse_inventory
 from .resources import app_root
 from .security import callback_keys
@@ -70,7 +70,7 @@ def authenticate(request):
     keys = callback_keys(request.app_root, request.registry.keyring)
     if not any(hmac.compare_digest(agent_secret(key, cluster_id, node, place), presented) for key in keys):
         raise APIError("The agent secret does not match this node.", status=403, code="Forbidden")
-    if cluster.state in ("deleting", "deleted"):
+    if cluster.state in (DELETING, DELETED):
         raise Gone(f"Cluster {project_name}/{cluster_name} ({cluster_id}) is gone.")
     PRESENCE.seen(database(request.registry), cluster.id, node)
     return cluster, node
@@ -82,7 +82,7 @@ def answer(cluster, node, holding, context):
     longer out there."""
     held = set(holding)
     jobs = []
-    for name in intersection(cluster.jobs.names_where("state", "launching"), cluster.jobs.names_where("node", node)):
+    for name in intersection(cluster.jobs.names_where("state", LAUNCHING), cluster.jobs.names_where("node", node)):
         job = cluster.jobs[name]
         if job.attempt_name not in held:
             jobs.append(job)

@@ -11,7 +11,7 @@ import orjson
 import venusian
 from pyramid.interfaces import PHASE1_CONFIG
 
-from .errors import APIError, ValidationFailed, detail
+from .errors import LOCATIONS, APIError, ValidationFailed, detail, invalid_details, problems_text
 from .schemas.common import QueryBoolean, StrictBoolean, StrictInteger
 
 JSON = "application/json"
@@ -23,9 +23,14 @@ SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")  # how a surrogate rea
 class endpoint:
     def __init__(self, route, method, *, summary, permission=None, body=None, query=None,
                  response=None, status=200, other_statuses=(), errors=(), body_types=(JSON,), text_field=None,
-                 produces=JSON, tags=(), one_or_many=False, raw_body=None):
+                 produces=JSON, tags=(), one_or_many=False, max_items=None, query_defaults=False, raw_body=None):
         self.route = route
-        self.one_or_many = one_or_many  # the body is one object or an array; the view validates each
+        # The body is one object or a non-empty array of at most max_items
+        # objects, each validated by `body`: request.validated is then a
+        # list for an array, a dict for one object.
+        self.one_or_many = one_or_many
+        self.max_items = max_items
+        self.query_defaults = query_defaults  # the query's fields are defaults of the body's (of each object)
         self.raw_body = raw_body  # the content type of a body the view takes as it is
         self.method = method
         self.summary = summary
@@ -59,14 +64,20 @@ class endpoint:
         return view
 
     def validate_query(self, request):
+        fields = query_fields(request)
+        refuse_unknown_parameters(fields, self.query)
         if self.query is None:
             return {}
-        return deserialize(self.query, query_fields(request), "querystring")
+        return deserialize(self.query, fields, "querystring")
 
     def validate_body(self, request):
-        if self.body is None or self.one_or_many:
+        if self.body is None:
             return None
-        return deserialize(self.body, self.read_body(request), "body")
+        data = self.read_body(request)
+        defaults = request.validated_query if self.query_defaults else {}
+        if self.one_or_many:
+            return deserialize_one_or_many(self.body, data, defaults, self.max_items)
+        return deserialize(self.body, dict(defaults, **data) if defaults and isinstance(data, dict) else data, "body")
 
     def read_body(self, request):
         if not request.body:
@@ -100,6 +111,20 @@ def query_fields(request):
     except UnicodeDecodeError as exc:
         raise APIError("The query string is not valid UTF-8.", code="MalformedRequest",
                        details=[detail("querystring", "", str(exc))]) from None
+
+
+def refuse_unknown_parameters(fields, query):
+    """A misspelt parameter (?stat=failed) is an error, as a misspelt body
+    field is, rather than a filter silently not applied."""
+    known = [child.name for child in query.children] if query is not None else []
+    unknown = sorted(set(fields) - set(known))
+    if not unknown:
+        return
+    takes = f"takes only {', '.join(known)}" if known else "takes no query parameters"
+    named = f"parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}"
+    raise ValidationFailed(
+        f"Unknown query {named}: this endpoint {takes}.",
+        [detail("querystring", name, "not a parameter of this endpoint") for name in unknown])
 
 
 def _refuse_constant(name):
@@ -164,14 +189,49 @@ def form_values(schema, form):
     return values
 
 
+def json_kind(value):
+    """What a JSON value is, in JSON's words."""
+    if isinstance(value, bool):
+        return "true or false"
+    kinds = ((dict, "an object"), (list, "an array"), (str, "a string"), ((int, float), "a number"))
+    return next((kind for types, kind in kinds if isinstance(value, types)), "null")
+
+
 def deserialize(schema, data, location):
     if not isinstance(data, dict) and isinstance(schema.typ, colander.Mapping):
-        raise ValidationFailed(f"The {location} must be a JSON object.",
-                               [detail(location, "", f"expected an object, got {type(data).__name__}")])
+        raise ValidationFailed(f"The {LOCATIONS.get(location, location)} must be a JSON object, not "
+                               f"{json_kind(data)}.", [detail(location, "", f"{json_kind(data)}, not an object")])
     try:
         return schema.deserialize(data)
     except colander.Invalid as invalid:
         raise ValidationFailed.from_invalid(invalid, location) from None
+
+
+def deserialize_one_or_many(schema, data, defaults, max_items):
+    """One object, or a non-empty array of objects, each validated with the
+    `defaults` under its own fields; all are valid or ValidationFailed names
+    every problem, an item's fields as [index].field."""
+    items = data if isinstance(data, list) else [data]
+    if not items or not all(isinstance(item, dict) for item in items):
+        if not isinstance(data, list):
+            given = json_kind(data)
+        else:
+            given = "an array holding " + " and ".join(sorted({json_kind(item) for item in items})) if items \
+                else "an empty array"
+        raise ValidationFailed(f"The body must be a JSON object or a non-empty array of objects, not {given}.",
+                               [detail("body", "", "expected an object or a non-empty array of objects")])
+    if max_items is not None and len(items) > max_items:
+        raise ValidationFailed(f"The body has {len(items)} items; send at most {max_items} per request "
+                               "(split the array).", [detail("body", "", f"more than {max_items} items")])
+    results, problems = [], []
+    for index, item in enumerate(items):
+        try:
+            results.append(schema.deserialize(dict(defaults, **item)))
+        except colander.Invalid as invalid:
+            problems += invalid_details(invalid, "body", f"[{index}]" if isinstance(data, list) else "")
+    if problems:
+        raise ValidationFailed(f"Nothing was accepted: {problems_text(problems)}.", problems)
+    return results if isinstance(data, list) else results[0]
 
 
 def page(request, names, load, count):

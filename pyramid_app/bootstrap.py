@@ -1,6 +1,6 @@
 """What happens once at start, before the first request: the database is
 evolved, the `admin` account is created when there is no user yet, and the
-built-in services are loaded from service_templates/. The file of a
+built-in services are loaded from the service templates directory. The file of a
 generated admin password goes once admin signs in or gets a new password."""
 import os
 import random
@@ -16,7 +16,7 @@ from . import settings as settings_module
 from .catalog import load_builtin_services
 from .connections import database
 from .evolve import evolve
-from .models.run import after_commit
+from .models.notes import after_commit
 from .resources import app_root
 from .sealing import SealingError
 from .security import callback_keys

@@ -7,6 +7,8 @@ every error: the service's own, colander's, Pyramid's and unexpected ones.
 """
 import logging
 
+import colander
+
 from pyramid.httpexceptions import HTTPException
 from pyramid.exceptions import PredicateMismatch, URLDecodeError
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
@@ -56,12 +58,8 @@ class ValidationFailed(APIError):
     @classmethod
     def from_invalid(cls, invalid, location):
         """From a colander.Invalid, one detail per failing field."""
-        details = [
-            {"location": location, "name": name, "description": description}
-            for name, description in sorted(invalid.asdict().items())
-        ]
-        names = ", ".join(d["name"] or "(the whole document)" for d in details)
-        return cls(f"Invalid {location} fields: {names}.", details)
+        details = invalid_details(invalid, location)
+        return cls(f"The {LOCATIONS.get(location, location)} is not valid: {problems_text(details)}.", details)
 
 
 class NotFound(APIError):
@@ -74,6 +72,48 @@ class Conflict(APIError):
 
 def detail(location, name, description):
     return {"location": location, "name": name, "description": description}
+
+
+LOCATIONS = {"querystring": "query string"}  # how a message names a detail's location
+MESSAGES_SHOWN = 3  # problems a message spells out; details has them all
+
+
+def invalid_details(invalid, location, prefix=""):
+    """One detail per failing field of a colander.Invalid, named by its
+    dotted path after ``prefix`` (``[2]`` for an item of an array). Unknown
+    fields each get their own detail naming the known ones: colander reports
+    them all in one message on the mapping, as a Python dict."""
+    details = []
+    for path in invalid.paths():
+        keys = [prefix] if prefix else []
+        messages = []
+        for exc in path:
+            if exc.msg and not isinstance(exc, colander.UnsupportedFields):
+                messages.extend(exc.messages())
+            if exc._keyname():  # a root node has no name
+                keys.append(exc._keyname())
+        last = path[-1]
+        if isinstance(last, colander.UnsupportedFields):
+            known = ", ".join(child.name for child in last.node.children)
+            details += [detail(location, ".".join([*keys, str(key)]),
+                               f"unknown field {str(key)!r}; known fields: {known}") for key in last.fields]
+        if messages:
+            text = "; ".join(_worded(message) for message in colander.interpolate(messages))
+            details.append(detail(location, ".".join(keys), text))
+    return sorted(details, key=lambda each: each["name"])
+
+
+def _worded(message):
+    # colander's own word for a missing field
+    return "required; give it a value" if message == "Required" else message
+
+
+def problems_text(details):
+    """The first few details as one clause of a message: "name: what; ..."."""
+    shown = "; ".join(f"{each['name']}: {each['description']}" if each["name"] else each["description"]
+                      for each in details[:MESSAGES_SHOWN])
+    more = len(details) - MESSAGES_SHOWN
+    return shown + (f" (and {more} more, listed in details)" if more > 0 else "")
 
 
 def error_body(code, message, details=()):

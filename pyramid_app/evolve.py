@@ -19,6 +19,7 @@ from .models.cluster import Clusters
 from .models.events import EventLog
 from .models.output import CHUNK_BYTES, RunOutput
 from .models.project import Projects
+from .models import run as run_model
 from .models.run import RunQueue
 from .models.cluster import node_places, node_resources
 from .rendering import parse_inventory
@@ -274,10 +275,32 @@ def step_13_webhooks(root, evolution):
             project.webhooks = Webhooks("webhooks", project)
 
 
+# how runs spelled cancelled before step 14 (ansible-runner's word)
+OLD_CANCELLED = "canceled"
+
+
+def step_14_one_spelling_of_cancelled(root, evolution):
+    """Runs say `cancelled`, as jobs do: a stored run that says `canceled`
+    (or gives it as its reason) is changed. Its status is set as it is
+    stored, not moved: its transitions were made long ago."""
+    changed = 0
+    for project in root.projects.values():
+        for cluster in project.clusters.values():
+            for run in cluster.runs.values():
+                if run.status == OLD_CANCELLED:
+                    run.status = run_model.CANCELLED
+                    if run.status_reason == "canceled on request":
+                        run.status_reason = "cancelled on request"
+                    changed += 1
+    if changed:
+        log.info("evolve: %d runs said %r, now %r", changed, OLD_CANCELLED, run_model.CANCELLED)
+
+
 STEPS = [step_1_users_and_projects, step_2_service_catalog, step_3_clusters_and_runs, step_4_jobs,
          step_5_warnings, step_6_job_report_inbox, step_7_schedule_requests_in_memory, step_8_tenancy,
          step_9_run_output_in_database, step_10_uploads_in_database,
-         step_11_workers_and_shared_scheduling, step_12_event_feed, step_13_webhooks]
+         step_11_workers_and_shared_scheduling, step_12_event_feed, step_13_webhooks,
+         step_14_one_spelling_of_cancelled]
 
 
 class Evolution:

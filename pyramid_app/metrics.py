@@ -55,7 +55,7 @@ from .connections import database
 from .models import events as event_feed
 from .models import job as job_model
 from .models import run as run_model
-from .models.cluster import LIVE_STATES
+from .models import cluster as cluster_model
 from .resources import app_root
 from .security import bearer_token
 
@@ -68,9 +68,7 @@ STARTED = "provisioner.metrics.started"  # environ key: when the request's first
 # to provisioner.event_stream_seconds (300) and land in the top buckets; a
 # streamed answer is timed until its response starts, not until it ends.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
-CLUSTER_STATES = LIVE_STATES + ("deleting", "deleted")
-RUN_STEPS = ("create", "update", "teardown", "launch", "status", "cancel")
-RUN_STATUSES = ("queued", "running") + run_model.FINISHED
+RUN_STEPS = (cluster_model.CREATE, cluster_model.UPDATE, cluster_model.TEARDOWN) + cluster_model.JOB_STEPS
 MAX_QUEUED_RUNS_READ = 10_000  # queued runs read for their step; the rest count as step "unknown"
 
 
@@ -186,7 +184,7 @@ class DatabaseCollector:
         yield _gauge("provisioner_runner_busy", "Runner slots of every live worker running a playbook, as of "
                      "their last heartbeats.", sum(worker.busy for worker in live))
         yield _gauge("provisioner_run_queue_depth", "Runs in the run queue, waiting for a runner slot (one "
-                     "canceled while it waited stays until a dispatcher passes over it).", len(root.run_queue))
+                     "cancelled while it waited stays until a dispatcher passes over it).", len(root.run_queue))
 
         clusters = Counter()
         jobs = Counter()
@@ -216,10 +214,10 @@ class DatabaseCollector:
             read += 1
             count_run(run)
         if queued > read:
-            runs[("unknown", "queued")] += queued - read
+            runs[("unknown", run_model.QUEUED)] += queued - read
 
         family = GaugeMetricFamily("provisioner_clusters", "Clusters by state.", labels=("state",))
-        for state in _ordered(CLUSTER_STATES, clusters):
+        for state in _ordered(cluster_model.STATES, clusters):
             family.add_metric((state,), clusters[state])
         yield family
         family = GaugeMetricFamily("provisioner_jobs", "Jobs of every cluster by state (from each cluster's "
@@ -232,7 +230,7 @@ class DatabaseCollector:
             "every queued or running run (finished launch, status and cancel runs are not counted).",
             labels=("step", "status"))
         for step in _ordered(RUN_STEPS, {step for step, _ in runs}):
-            for status in _ordered(RUN_STATUSES, {status for _, status in runs}):
+            for status in _ordered(run_model.STATUSES, {status for _, status in runs}):
                 family.add_metric((step, status), runs[(step, status)])
         yield family
 

@@ -8,30 +8,19 @@ pyramid_zodbconn's `zodbconn.uri`, overridable as `PROVISIONER_ZODB_URI`.
 """
 import ipaddress
 import os
-import re
 from pathlib import Path
+
+import plaster
+
+from .units import parse_bool, size_to_bytes
 
 PREFIX = "provisioner."
 
-_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-_SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
-
 
 def parse_byte_size(value):
-    """'10MiB', '10M', '10485760' -> 10485760."""
-    match = _SIZE_PATTERN.match(str(value))
-    if not match:
-        raise ValueError(f"{value!r} is not a size like 10MiB")
-    return int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
-
-
-def parse_bool(value):
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"{value!r} is not a boolean")
+    """'10MiB', '10M', '10485760' -> 10485760: the API's size grammar
+    (units.py), around an ini value's spaces."""
+    return size_to_bytes(str(value).strip())
 
 
 def parse_deployment(value):
@@ -50,6 +39,17 @@ def parse_networks(value):
             except ValueError:
                 raise ValueError(f"{part.strip()!r} is not a network in CIDR notation like 10.0.0.0/8") from None
     return tuple(networks)
+
+
+MAX_TOKEN_SECONDS = 2592000  # 30 days: no token lives longer, whatever the settings say
+
+
+def parse_token_seconds(value):
+    """A token lifetime in whole seconds, 1 to MAX_TOKEN_SECONDS."""
+    seconds = int(value)
+    if not 1 <= seconds <= MAX_TOKEN_SECONDS:
+        raise ValueError(f"{value!r} is not between 1 and {MAX_TOKEN_SECONDS} seconds (30 days)")
+    return seconds
 
 
 MIN_SCRAPE_TOKEN = 16  # characters: a scrape token is a password, and never rate-limited
@@ -73,8 +73,10 @@ SETTINGS = {
     "nodes_dir": ("", str),
     "max_body_size": ("10MiB", parse_byte_size),
     "runner_slots": ("2", int),
-    "token_expiration": ("86400", int),
-    "token_max_expiration": ("2592000", int),
+    # a token's lifetime when the sign-in names none, and the most it may
+    # ask for (longer is cut to it); both at most 30 days
+    "token_expiration": ("86400", parse_token_seconds),
+    "token_max_expiration": ("2592000", parse_token_seconds),
     "admin_password": ("", str),
     "playbooks_dir": ("", str),
     "service_templates_dir": ("", str),
@@ -124,7 +126,16 @@ SETTINGS = {
     "metrics_token": ("", parse_scrape_token),
 }
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+# Package data, found through the package so that a wheel installed anywhere
+# serves its own copies: ansible/ is an Ansible project (ansible.cfg,
+# playbooks/, roles/) that plain ansible-playbook can run too;
+# service_templates/ are the built-in services of the catalog.
+PACKAGE_DIR = Path(__file__).resolve().parent
+ANSIBLE_DIR = PACKAGE_DIR / "ansible"
+ANSIBLE_CONFIG = ANSIBLE_DIR / "ansible.cfg"
+PLAYBOOKS_DIR = ANSIBLE_DIR / "playbooks"
+ROLES_DIR = ANSIBLE_DIR / "roles"
+SERVICE_TEMPLATES_DIR = PACKAGE_DIR / "service_templates"
 
 
 def load(raw_settings, environ=os.environ):
@@ -143,10 +154,9 @@ def load(raw_settings, environ=os.environ):
     var_dir = Path(settings[PREFIX + "var_dir"]).resolve()
     settings[PREFIX + "var_dir"] = str(var_dir)
     settings[PREFIX + "nodes_dir"] = str(Path(settings[PREFIX + "nodes_dir"] or var_dir / "nodes").resolve())
-    settings[PREFIX + "playbooks_dir"] = str(
-        Path(settings[PREFIX + "playbooks_dir"] or REPOSITORY / "playbooks").resolve())
+    settings[PREFIX + "playbooks_dir"] = str(Path(settings[PREFIX + "playbooks_dir"] or PLAYBOOKS_DIR).resolve())
     settings[PREFIX + "service_templates_dir"] = str(
-        Path(settings[PREFIX + "service_templates_dir"] or REPOSITORY / "service_templates").resolve())
+        Path(settings[PREFIX + "service_templates_dir"] or SERVICE_TEMPLATES_DIR).resolve())
     # uploads are blobs: the storage needs a blob directory
     uri = settings.get("zodbconn.uri") or "file://{var_dir}/Data.fs?blobstorage_dir={var_dir}/blobs"
     settings["zodbconn.uri"] = uri.replace("{var_dir}", str(var_dir))
@@ -158,6 +168,41 @@ def load(raw_settings, environ=os.environ):
     settings.setdefault("tm.activate_hook", "pyramid_app.connections.needs_transaction")
     settings.setdefault("retry.activate_hook", "pyramid_app.retries.attempts_for")
     return settings
+
+
+WAITRESS_DEFAULT_THREADS = 4
+
+
+def server_threads(global_config):
+    """waitress's `threads` in the [server:main] of the ini file pserve (or
+    `provisioner worker`) started from, or None when there is no such file
+    or it names another server."""
+    path = global_config.get("__file__")
+    if not path:
+        return None
+    # pserve's own loader: the ini's interpolation and `get` keys as pserve reads them
+    defaults = {key: value for key, value in global_config.items() if not key.startswith("__")}
+    try:
+        server = plaster.get_settings(path, "server:main", defaults=defaults)
+    except (LookupError, plaster.PlasterError):
+        return None
+    if server.get("use") != "egg:waitress#main":
+        return None
+    return int(server.get("threads", WAITRESS_DEFAULT_THREADS))
+
+
+def check_server_threads(threads, loaded):
+    """Agents' held polls and event streams each keep a waitress thread for
+    up to minutes: with as many threads as both caps together, no thread
+    would be left for the API (agents' reports included), and the server
+    would hang. Refuse such a start."""
+    polls, streams = loaded[PREFIX + "agent_polls"], loaded[PREFIX + "event_streams"]
+    if threads is not None and polls + streams >= threads:
+        raise ValueError(
+            f"waitress has {threads} threads, and provisioner.agent_polls ({polls}) plus "
+            f"provisioner.event_streams ({streams}) may hold {polls + streams} of them: raise `threads` in "
+            f"[server:main] above {polls + streams}, or lower those settings (PROVISIONER_AGENT_POLLS, "
+            "PROVISIONER_EVENT_STREAMS).")
 
 
 def server_context(loaded):

@@ -31,7 +31,7 @@ NAME_MAX, PATH_MAX = 255, 4096  # Linux's limits in bytes; longer names fail eve
 NAME_BYTES_MAX = PATH_MAX - 1024
 CHUNK = 1 << 20
 # What the node wrapper keeps in a job's directory (JOB_FILES in
-# roles/provisioner_jobs/files/provisioner-job): no upload may land there.
+# ansible/roles/provisioner_jobs/files/provisioner-job): no upload may land there.
 JOB_FILES = frozenset({"spec.json", "pid.json", "stdout", "stderr", "cancel", "status.json", "callback.json",
                        "supervisor.log"})
 
@@ -43,7 +43,9 @@ def upload_name(name):
     if (not name or "\0" in name or posixpath.isabs(name) or normal in (".", "..")
             or normal.startswith("../") or name.endswith("/")):
         raise ValidationFailed(f"{name!r} is not a file name inside the upload directory.",
-                               [detail("querystring", "path", "must be a relative file path that stays inside")])
+                               [detail("querystring", "path", "must be a relative file path that stays inside the "
+                                                              "upload directory, like data/input.csv (no leading /, "
+                                                              "no .., not ending in /)")])
     if any(len(part.encode()) > NAME_MAX for part in normal.split("/")):
         raise ValidationFailed(f"{name!r} has a part longer than {NAME_MAX} bytes.",
                                [detail("querystring", "path", f"each part must be at most {NAME_MAX} bytes")])

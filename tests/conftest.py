@@ -118,6 +118,8 @@ def finish_step(app, project, cluster, status="successful"):
     with database(app.registry).transaction() as connection:
         stored = app_root(connection).projects[project].clusters[cluster]
         run = stored.step_runs[0]
+        run.start(None)  # claimed (and left in the queue, which a dispatcher would pass over)
+        stored.run_started(run)
         run.finish(status, 0 if status == "successful" else 2, {}, None if status == "successful" else "broken")
         stored.run_finished(run)
 

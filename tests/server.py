@@ -22,8 +22,10 @@ def free_port():
 
 
 class Server:
-    def __init__(self, var_dir, env=None):
+    def __init__(self, var_dir, env=None, pserve=PSERVE, ini=REPOSITORY / "development.ini", cwd=None,
+                 preexec_fn=None):
         self.var_dir = Path(var_dir)
+        self.pserve, self.ini, self.cwd, self.preexec_fn = pserve, ini, cwd, preexec_fn
         self.port = free_port()
         # SIGTERM drains: runs in flight get this long before stop() gives up on them
         self.env = dict(os.environ, **dict({"PROVISIONER_DRAIN_SECONDS": "20"}, **(env or {})))
@@ -38,9 +40,9 @@ class Server:
         self.var_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [str(PSERVE), str(REPOSITORY / "development.ini"), f"http_port={self.port}",
-                 f"var_dir={self.var_dir}"], stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                start_new_session=True)
+                [str(self.pserve), str(self.ini), f"http_port={self.port}", f"var_dir={self.var_dir}"],
+                stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd, start_new_session=True,
+                preexec_fn=self.preexec_fn)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

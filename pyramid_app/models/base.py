@@ -42,6 +42,28 @@ class IdSequence:
 new_id = IdSequence()
 
 
+class IllegalTransition(RuntimeError):
+    """A state change that the object's transition table does not allow: a
+    bug of its caller (a request checks what it may ask first, and answers
+    409 saying why)."""
+
+
+def check_move(transitions, obj, current, new):
+    """Refuse `obj` (named by its label) moving from `current` to `new`
+    unless `transitions` ({state: the states it may move to}) allows it."""
+    if new not in transitions.get(current, ()):
+        raise IllegalTransition(f"{obj.label} is {current}: it cannot become {new}")
+
+
+def next_state(transitions, obj, event):
+    """The state `obj` moves to from its state on `event`, by `transitions`
+    ({(state, event): new state}); IllegalTransition when it has none."""
+    try:
+        return transitions[(obj.state, event)]
+    except KeyError:
+        raise IllegalTransition(f"{obj.label} is {obj.state}: {event} is not allowed") from None
+
+
 class Entity(Persistent):
     """What every API object has: a server id, a client name (the id when the
     client gave none), a type and its timestamps. Its place in a Folder is its

@@ -1,12 +1,13 @@
 """A Cluster is a service instance: its options, its rendered inventory and
-the state machine of its lifecycle. Each step (create, update, teardown) is
-one or more Runs queued with the change that asked for it:
+the state machine of its lifecycle (TRANSITIONS). Each step (create, update,
+teardown) is one or more Runs queued with the change that asked for it:
 
     queued -> starting -> active -> updating -> active
-    any -> deleting -> deleted;  failed from any step, with state_reason
+    any but deleted -> deleting -> deleted;  failed from any step, with state_reason
 """
 import hashlib
 import ipaddress
+import logging
 import posixpath
 from typing import NamedTuple
 
@@ -20,16 +21,45 @@ from ..rendering import (CREDENTIALS_VARIABLE, TemplateError, Unsafe, effective_
                          parse_inventory, render_inventory)
 from ..sealing import open_values, seal_values
 from ..resources import Folder
-from . import events
-from .base import Entity, new_id
-from .job import ACTIVE, JobTable, jobs_out
-from .run import AGENT_SIGNAL, SCHEDULE_SIGNAL, Run, RunLog, after_commit
+from . import events, notes
+from . import job as job_states
+from . import run as run_statuses
+from .base import Entity, new_id, next_state
+from .job import JobTable, jobs_out
+from .run import Run, RunLog
 
-STEP_STATES = {"create": "queued", "update": "updating", "teardown": "deleting"}
+QUEUED, STARTING, ACTIVE, UPDATING = "queued", "starting", "active", "updating"
+DELETING, DELETED, FAILED = "deleting", "deleted", "failed"
+STATES = (QUEUED, STARTING, ACTIVE, UPDATING, DELETING, DELETED, FAILED)
+LIVE_STATES = (QUEUED, STARTING, ACTIVE, UPDATING, FAILED)
+# The steps, each of which is also the event of its being asked for (its
+# runs queued); the events of a step's runs: the first started, all
+# succeeded, one did not.
+CREATE, UPDATE, TEARDOWN = "create", "update", "teardown"
+STARTED, SUCCEEDED, STEP_FAILED = "started", "succeeded", "failed"
+# (state, event) -> the new state; nothing else may happen. A step asked for
+# again in its own state is a step a crash interrupted, running again.
+TRANSITIONS = {
+    (None, CREATE): QUEUED,  # a new cluster
+    (QUEUED, STARTED): STARTING,
+    (STARTING, CREATE): QUEUED,
+    (STARTING, SUCCEEDED): ACTIVE,
+    (ACTIVE, UPDATE): UPDATING,
+    (UPDATING, UPDATE): UPDATING,
+    (UPDATING, SUCCEEDED): ACTIVE,
+    (DELETING, TEARDOWN): DELETING,
+    (DELETING, SUCCEEDED): DELETED,
+    # retry, or DELETE, of a failed step
+    (FAILED, CREATE): QUEUED,
+    (FAILED, UPDATE): UPDATING,
+    (FAILED, TEARDOWN): DELETING,
+    **{(state, TEARDOWN): DELETING for state in (QUEUED, STARTING, ACTIVE, UPDATING)},
+    **{(state, STEP_FAILED): FAILED for state in (STARTING, UPDATING, DELETING)},
+}
 JOB_STEPS = ("launch", "status", "cancel")
 # a node with an agent holds jobs up to this many times what it runs at once
 AGENT_QUEUE_DEPTH = 8
-LIVE_STATES = ("queued", "starting", "active", "updating", "failed")
+log = logging.getLogger(__name__)
 KEY_FILE_VARIABLES = ("ansible_ssh_private_key_file", "ansible_private_key_file")
 SANDBOX_PACKAGE = "bubblewrap"
 
@@ -138,7 +168,7 @@ def check_places_free(root, cluster, places):
     teardown would remove the other's files."""
     for project in root.projects.values():
         for other in project.clusters.values():
-            if other is cluster or other.state not in LIVE_STATES + ("deleting",):
+            if other is cluster or other.state not in LIVE_STATES + (DELETING,):
                 continue
             for machine, directory in places:
                 for other_machine, other_directory in other.node_places:
@@ -262,7 +292,7 @@ class Cluster(Entity):
         self._set_options(service.options, given_options, options, keyring)
         self.inventory = inventory
         self.node_places = node_places(inventory)
-        self.state = "queued"
+        self.state = None  # until its create step is asked for (Clusters.create)
         self.state_reason = None
         self.nodes = []
         self.step = None  # the step under way or the last one
@@ -317,28 +347,49 @@ class Cluster(Entity):
     def app_root(self):
         return self.project.__parent__.__parent__
 
+    @property
+    def label(self):
+        return f"cluster {self.project.name}/{self.name}"
+
+    def _move(self, event, reason=None):
+        """The one way the state changes: by TRANSITIONS on `event`."""
+        state = next_state(TRANSITIONS, self, event)
+        if reason:
+            what = reason
+        elif event in (CREATE, UPDATE, TEARDOWN):
+            what = f"{event} step, {len(self.step_runs)} run{'s' if len(self.step_runs) > 1 else ''} queued"
+        else:
+            what = f"{self.step} step {event}"
+        notes.log_change(self, log, "%s: %s -> %s: %s", self.label, self.state or "new", state, what)
+        self.state = state
+        self.state_reason = reason
+
+    @property
+    def may_log_in(self):
+        """Whether a playbook of it may still run and log in to its nodes."""
+        return self.state in LIVE_STATES + (DELETING,)
+
     # -- requests -----------------------------------------------------------
 
     def start_step(self, step, runs, queue):
         for run in self.step_runs:
             if not run.finished:
                 run.cancel_requested = True
-                if run.status == "queued":
-                    run.finish("canceled", reason=f"superseded by the {step} step")
+                if run.status == run_statuses.QUEUED:
+                    run.cancel(f"superseded by the {step} step")
         self.step = step
         self.step_runs = list(runs)
-        self.state = STEP_STATES[step]
-        self.state_reason = None
+        self._move(step)
         for run in runs:
             self.runs.append(run, queue.push(run))
         self.touch()
 
     def request_update(self, service, given_options, queue, server, keyring, requester=Requester()):
-        if self.state != "active":
+        if self.state != ACTIVE:
             raise Conflict(f"Cluster {self.name!r} is {self.state}; options can change only while it is active"
-                           + (" (retry the failed step first)." if self.state == "failed" else "."),
+                           + (" (retry the failed step first)." if self.state == FAILED else "."),
                            code="WrongState")
-        playbooks = require_playbooks(service, "update", "teardown")
+        playbooks = require_playbooks(service, UPDATE, TEARDOWN)
         server = self.own_server(server)
         options, inventory = configure(service, given_options, name=self.name, cluster_id=self.id,
                                        project=self.project.name, server=server,
@@ -346,44 +397,44 @@ class Cluster(Entity):
         runs = []
         removed = removed_nodes(self.inventory, inventory)
         busy = {node for node in removed for name in self.jobs.names_where("node", node)
-                if self.jobs[name].state in ACTIVE}
+                if self.jobs[name].state in job_states.ACTIVE}
         if busy:
             raise Conflict(f"Jobs are running on {', '.join(sorted(busy))}, which this change removes; "
                            "cancel them or wait for them first.", code="NodesBusy")
-        for job in [self.jobs[name] for state in ("dependent", "queued")
+        for job in [self.jobs[name] for state in job_states.WAITING
                     for name in list(self.jobs.names_where("state", state))]:
             if job.pinned_node in removed and not job.finished:
-                self.jobs.finish(job, "failed", fail_reason=f"its node {job.pinned_node} was removed")
+                self.jobs.finish(job, job_states.FAILED, fail_reason=f"its node {job.pinned_node} was removed")
         self.kept_nodes = set(self.node_resources) - set(removed)
         if removed:
-            runs.append(Run("update", playbooks["teardown"], self.inventory, limit=",".join(removed)))
-        runs.append(Run("update", playbooks["update"], inventory))
+            runs.append(Run(UPDATE, playbooks[TEARDOWN], self.inventory, limit=",".join(removed)))
+        runs.append(Run(UPDATE, playbooks[UPDATE], inventory))
         places = node_places(inventory)
         check_places_free(self.app_root, self, places)
         self.warnings = []  # rendered again with the service's spec: what they said is behind it
         self.lent = requester.lend_identity  # a member's change ends the lending
         self._set_options(service.options, given_options, options, keyring)
         self.inventory, self.node_places = inventory, places
-        self.start_step("update", runs, queue)
+        self.start_step(UPDATE, runs, queue)
 
     def request_teardown(self, playbooks, queue):
         """Cancel queued and running jobs (killing those on nodes first),
         then tear down."""
-        if self.state in ("deleting", "deleted"):
+        if self.state in (DELETING, DELETED):
             raise Conflict(f"Cluster {self.name!r} is {self.state} already.", code="WrongState")
         for run in self.runs.values():
-            if run.step in ("launch", "status") and run.status == "queued":  # cancel runs still kill
-                run.finish("canceled", reason="the cluster is being deleted")
+            if run.step in ("launch", "status") and run.status == run_statuses.QUEUED:  # cancel runs still kill
+                run.cancel("the cluster is being deleted")
         runs = []
-        to_kill = self.cancel_jobs([self.jobs[name] for state in ("dependent", "queued") + ACTIVE
+        to_kill = self.cancel_jobs([self.jobs[name] for state in job_states.WAITING + job_states.ACTIVE
                                     for name in list(self.jobs.names_where("state", state))], kill_on_nodes=True)
         if to_kill:
-            runs.append(Run("teardown", "job_cancel.yml", self.inventory, extravars=to_kill))
-        runs.append(Run("teardown", playbooks["teardown"], self.inventory))
-        self.start_step("teardown", runs, queue)
+            runs.append(Run(TEARDOWN, "job_cancel.yml", self.inventory, extravars=to_kill))
+        runs.append(Run(TEARDOWN, playbooks[TEARDOWN], self.inventory))
+        self.start_step(TEARDOWN, runs, queue)
 
     def request_retry(self, queue):
-        if self.state != "failed":
+        if self.state != FAILED:
             raise Conflict(f"Cluster {self.name!r} is {self.state}; only a failed step can be retried.",
                            code="WrongState")
         self.start_step(self.step, self._runs_again(), queue)
@@ -391,7 +442,7 @@ class Cluster(Entity):
     def _runs_again(self):
         """Fresh copies of the step's runs that did not succeed, in order."""
         return [Run(run.step, run.playbook, run.inventory, run.limit, run.extravars)
-                for run in self.step_runs if run.status != "successful"]
+                for run in self.step_runs if run.status != run_statuses.SUCCESSFUL]
 
     def _rerun_interrupted(self, lost):
         """A step whose run a crash interrupted goes on by itself (its
@@ -404,8 +455,12 @@ class Cluster(Entity):
                                                       f"step was interrupted ({again[0].interrupted}); it runs again")
         self.start_step(self.step, again, self.app_root.run_queue)
 
+    def step_unrecorded(self, reason):
+        """The end of a run of the step could not be recorded: the step fails."""
+        self._move(STEP_FAILED, reason)
+
     def can_be_purged(self):
-        if self.state not in ("deleted", "failed"):
+        if self.state not in (DELETED, FAILED):
             raise Conflict(f"Cluster {self.name!r} is {self.state}; only a deleted or failed cluster can be "
                            "purged (DELETE it first).", code="WrongState")
 
@@ -434,7 +489,7 @@ class Cluster(Entity):
         scheduling = self.app_root.scheduling
         if scheduling.get(self.id) is not self:
             scheduling[self.id] = self
-        after_commit(self.app_root, SCHEDULE_SIGNAL.notify)
+        notes.happened(self.app_root, notes.SCHEDULING_WANTED)
 
     @property
     def delivery(self):
@@ -450,21 +505,21 @@ class Cluster(Entity):
         the launch run still waiting in the queue."""
         self.jobs.apply_reports()
         delivery = self.delivery
-        if not self.node_resources or not (self.state == "active" or (self.state == "updating" and delivery == "pull")):
+        if not self.node_resources or not (self.state == ACTIVE or (self.state == UPDATING and delivery == "pull")):
             return None
         # while an update runs, pulling agents go on with the nodes it keeps
         capacity = {node: (r["cpus"], r["memory_mb"]) for node, r in self.node_resources.items()
-                    if self.state == "active" or node in self.kept_nodes}
+                    if self.state == ACTIVE or node in self.kept_nodes}
         picked = self.jobs.pick(capacity, ahead=AGENT_QUEUE_DEPTH if delivery else 1)
         if not picked:
             return None
         self.app_root.job_clusters[(self.project.name, self.name)] = self
         if delivery == "pull":
-            after_commit(self.app_root, AGENT_SIGNAL.notify)
+            notes.happened(self.app_root, notes.AGENT_JOBS_CHANGED)
             return None
         names = {node: [job.name for job in jobs] for node, jobs in picked.items()}
         run = self.runs.newest()  # an active cluster has at least its create run
-        if run.step == "launch" and run.status == "queued" and run.inventory == self.inventory:
+        if run.step == "launch" and run.status == run_statuses.QUEUED and run.inventory == self.inventory:
             # Reports arriving one by one while a run executes would
             # otherwise queue one small launch after another, each as slow
             # as a big one. (Claiming it conflicts with this, and retries.)
@@ -484,7 +539,7 @@ class Cluster(Entity):
         if self.sweep is not None and not self.sweep.finished:
             return None
         ids = {}
-        for state in ACTIVE:
+        for state in job_states.ACTIVE:
             for name in self.jobs.names_where("state", state):
                 job = self.jobs[name]
                 if nodes is None or job.node in nodes:
@@ -513,7 +568,7 @@ class Cluster(Entity):
             if self.jobs.cancel(job) and kill_on_nodes:
                 dirs.setdefault(job.node, []).append(self.job_dir(job))
         if self.delivery == "pull":
-            after_commit(self.app_root, AGENT_SIGNAL.notify)
+            notes.happened(self.app_root, notes.AGENT_JOBS_CHANGED)
         if dirs:
             return {"provisioner_jobs_cancel": dirs}
         return None
@@ -530,11 +585,11 @@ class Cluster(Entity):
                     job = self.jobs.get(name)
                     if job is None:
                         continue
-                    if run.status == "successful":
+                    if run.status == run_statuses.SUCCESSFUL:
                         self.jobs.started(job)
-                    elif run.status == "failed" and job.state == "launching":
+                    elif run.status == run_statuses.FAILED and job.state == job_states.LAUNCHING:
                         job.failed_launch = f"run {run.name} failed: {run.status_reason}"
-            if run.status != "successful":
+            if run.status != run_statuses.SUCCESSFUL:
                 self.request_sweep(self.app_root.run_queue)  # which of them did start?
         elif run.step == "status":
             for host, report in reports.items():
@@ -547,8 +602,8 @@ class Cluster(Entity):
                 if counts.get("unreachable"):
                     for name in list(self.jobs.names_where("node", host)):
                         job = self.jobs[name]
-                        if job.state in ACTIVE:
-                            self.jobs.finish(job, "lost", fail_reason=f"node {host} is unreachable")
+                        if job.state in job_states.ACTIVE:
+                            self.jobs.finish(job, job_states.LOST, fail_reason=f"node {host} is unreachable")
                     self.app_root.warnings.add(self.project.name, f"Cluster {self.project.name}/{self.name}: "
                                                                   f"node {host} is unreachable")
         self.request_scheduling()
@@ -557,8 +612,8 @@ class Cluster(Entity):
 
     def run_started(self, run):
         self.running = run
-        if self.state == "queued" and run in self.step_runs:
-            self.state = "starting"
+        if self.state == QUEUED and run in self.step_runs:
+            self._move(STARTED)
         self.touch()
 
     def run_finished(self, run, reports=None, rerun_lost=False):
@@ -572,26 +627,24 @@ class Cluster(Entity):
             return
         if run not in self.step_runs:
             return
-        if run.status == "lost" and rerun_lost and run.interrupted is None:
+        if run.status == run_statuses.LOST and rerun_lost and run.interrupted is None:
             self._rerun_interrupted(run)
             return
-        if run.status != "successful":
+        if run.status != run_statuses.SUCCESSFUL:
             for other in self.step_runs:
-                if other.status == "queued":
-                    other.finish("canceled", reason=f"an earlier run of the {self.step} step {run.status}")
-            self.state = "failed"
+                if other.status == run_statuses.QUEUED:
+                    other.cancel(f"an earlier run of the {self.step} step {run.status}")
             again = f"was interrupted ({run.interrupted}); running it again " if run.interrupted else ""
-            self.state_reason = f"The {self.step} step {again}{run.status}: {run.status_reason or 'see its run'} " \
-                                f"(run {run.name}); POST .../retry runs it again."
+            self._move(STEP_FAILED, f"The {self.step} step {again}{run.status}: {run.status_reason or 'see its run'} "
+                                    f"(run {run.name}); POST .../retry runs it again.")
             self.app_root.warnings.add(self.project.name, f"Cluster {self.project.name}/{self.name}: "
                                                           f"the {self.step} step {run.status}: {run.status_reason}")
-        elif all(other.status == "successful" for other in self.step_runs):
-            if self.step == "teardown":
-                self.state = "deleted"
+        elif all(other.status == run_statuses.SUCCESSFUL for other in self.step_runs):
+            self._move(SUCCEEDED)
+            if self.state == DELETED:
                 self.nodes = []
                 self.project.cluster_deleted()
             else:
-                self.state = "active"
                 inventory = parse_inventory(self.inventory)
                 self.nodes = inventory_nodes(inventory)
                 self.node_resources = node_resources(inventory)
@@ -648,7 +701,7 @@ class Clusters(Folder):
     def create(self, name, service, given_options, queue, server, *, created_by, keyring, requester=Requester()):
         if name is not None and name in self:
             raise Conflict(f"A cluster named {name!r} exists already in this project.", code="NameTaken")
-        playbooks = require_playbooks(service, "create", "update", "teardown")
+        playbooks = require_playbooks(service, CREATE, UPDATE, TEARDOWN)
         cluster_id = new_id()
         project = self.__parent__
         options, inventory = configure(service, given_options, name=name or cluster_id, cluster_id=cluster_id,
@@ -660,14 +713,14 @@ class Clusters(Folder):
         check_places_free(project.__parent__.__parent__, cluster, cluster.node_places)
         self.add(cluster.name, cluster)
         service.clusters_using.change(1)
-        cluster.start_step("create", [Run("create", playbooks["create"], inventory)], queue)
+        cluster.start_step(CREATE, [Run(CREATE, playbooks[CREATE], inventory)], queue)
         return cluster
 
     def purge(self, cluster, service):
         """Remove a deleted or failed cluster's record, and its jobs from the
         index callbacks use."""
         cluster.can_be_purged()
-        if cluster.running is not None or any(cluster.jobs.count("state", state) for state in ACTIVE):
+        if cluster.running is not None or any(cluster.jobs.count("state", state) for state in job_states.ACTIVE):
             raise Conflict(f"Cluster {cluster.name!r} still has a run or jobs out on its nodes; cancel the jobs "
                            "(or DELETE the cluster) first.", code="WrongState")
         cluster.app_root.job_clusters.pop((self.__parent__.name, cluster.name), None)

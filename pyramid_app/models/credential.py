@@ -13,8 +13,6 @@ from ..resources import Folder
 from .base import Entity
 
 KINDS = ("ssh_key",)
-# the states in which a cluster may still run a playbook that logs in
-USING_STATES = ("queued", "starting", "active", "updating", "failed", "deleting")
 
 
 def read_private_key(text, passphrase=None):
@@ -96,7 +94,7 @@ class Credential(Entity):
 
     def clusters_using(self):
         return sorted(cluster.name for cluster in self.project.clusters.values()
-                      if cluster.state in USING_STATES and self.name in cluster.credential_names())
+                      if cluster.may_log_in and self.name in cluster.credential_names())
 
     def as_json(self):
         return dict(super().as_json(), kind=self.kind, username=self.username, fingerprint=self.fingerprint,

@@ -1,4 +1,4 @@
-"""Jobs: commands run on an active cluster's nodes.
+"""Jobs: commands run on an active cluster's nodes (TRANSITIONS).
 
     dependent -> queued -> launching -> running -> succeeded | failed | cancelled | lost
 
@@ -8,6 +8,7 @@ ordered by priority then age) answer the API's filters without scanning;
 every index is a BTree with Length counters, which resolve concurrent
 increments instead of conflicting."""
 import itertools
+import logging
 import time
 from collections import Counter
 from datetime import datetime, timezone
@@ -19,17 +20,35 @@ from persistent.list import PersistentList
 from ..catalog import duration_to_seconds, size_to_bytes
 from ..errors import Conflict
 from ..resources import Folder, object_path
-from . import events
-from .base import Entity, new_id, rfc3339, utcnow
+from . import events, notes
+from .base import Entity, check_move, new_id, rfc3339, utcnow
 
-FINISHED = ("succeeded", "failed", "cancelled", "lost")
-ACTIVE = ("launching", "running")
-STATES = ("dependent", "queued") + ACTIVE + FINISHED
+DEPENDENT, QUEUED, LAUNCHING, RUNNING = "dependent", "queued", "launching", "running"
+SUCCEEDED, FAILED, CANCELLED, LOST = "succeeded", "failed", "cancelled", "lost"
+WAITING = (DEPENDENT, QUEUED)
+ACTIVE = (LAUNCHING, RUNNING)  # out on a node
+FINISHED = (SUCCEEDED, FAILED, CANCELLED, LOST)
+STATES = WAITING + ACTIVE + FINISHED
+# state -> the states it may move to (None: a job being submitted). A
+# dependent job is queued when its deps have succeeded, fails when one did
+# not; an attempt that is out goes back to queued when it failed with
+# retries left or never started; a finished job is queued again by restart.
+TRANSITIONS = {
+    None: WAITING,
+    DEPENDENT: (QUEUED, FAILED, CANCELLED),
+    QUEUED: (LAUNCHING, FAILED, CANCELLED),
+    LAUNCHING: (RUNNING, QUEUED, FAILED, LOST, CANCELLED),
+    RUNNING: (QUEUED, SUCCEEDED, FAILED, LOST, CANCELLED),
+    **{state: (QUEUED,) for state in FINISHED},
+}
 TAIL = 64 * 1024
 # what an attempt leaves on its job (the class holds the values of none yet)
 RESULT_FIELDS = ("exit_code", "fail_reason", "pid", "started_at", "ended_at", "walltime", "cputime", "peak_ram",
                  "stdout_tail", "stderr_tail", "failed_launch")
+# what a node says of an attempt (the wrapper's callback, an agent, job_status.yml)
+REPORT_RUNNING, REPORT_FINISHED, REPORT_LOST, REPORT_MISSING = "running", "finished", "lost", "missing"
 MAX_MISSES = 1000
+log = logging.getLogger(__name__)
 _sequence = itertools.count()
 
 
@@ -90,6 +109,13 @@ class Job(Entity):
     @property
     def attempt_name(self):
         return f"{self.id}-{self.attempts}"
+
+    @property
+    def label(self):
+        """How the log names it: project/cluster/name."""
+        cluster = getattr(self.__parent__, "__parent__", None)
+        place = f"{cluster.project.name}/{cluster.name}/" if cluster is not None else ""
+        return f"job {place}{self.name}"
 
     def as_json(self, std=False):
         body = dict(super().as_json(), cmd=self.cmd, cwd=self.cwd, env=self.env, cpus=self.cpus,
@@ -186,8 +212,14 @@ class JobTable(Folder):
                     self._counter("group_state", (group, state)).set(both)
 
     def move(self, job, state):
-        """The one way a job's state changes, so the indexes stay true."""
+        """The one way a job's state changes (by TRANSITIONS), so the
+        indexes stay true."""
+        check_move(TRANSITIONS, job, job.state, state)
         if job.state is not None:
+            if log.isEnabledFor(logging.INFO):  # a 10 000-job request moves each: build the line only to log it
+                notes.log_change(self, log, "%s attempt %d %s -> %s%s%s", job.label, job.attempts, job.state, state,
+                                 f" on node {job.node}" if state in ACTIVE else "",
+                                 f": {job.fail_reason}" if state in (QUEUED, FAILED, LOST) and job.fail_reason else "")
             self._remove_from("state", job.state, job.name)
             self._counter("group_state", (job.rep_grp, job.state)).change(-1)
         if job.queue_key is not None:
@@ -196,7 +228,7 @@ class JobTable(Folder):
         job.state = state
         self._add_to("state", state, job.name)
         self._counter("group_state", (job.rep_grp, state)).change(1)
-        if state == "queued":
+        if state == QUEUED:
             job.queue_key = (-job.priority, time.time_ns(), next(_sequence), job.name)
             self.queue.add(job.queue_key)
         job.touch()
@@ -236,13 +268,18 @@ class JobTable(Folder):
                 if not dep.dependents:
                     dep.dependents = PersistentList()
                 dep.dependents.append(job.name)
-                waiting = waiting or dep.state != "succeeded"
-            self.move(job, "dependent" if waiting else "queued")
+                waiting = waiting or dep.state != SUCCEEDED
+            self.move(job, DEPENDENT if waiting else QUEUED)
             jobs.append(job)
+        if jobs:
+            queued = sum(job.state == QUEUED for job in jobs)
+            notes.log_change(self, log, "cluster %s/%s: %d job%s submitted (%d queued, %d dependent)",
+                             self.__parent__.project.name, self.__parent__.name, len(jobs),
+                             "s" if len(jobs) > 1 else "", queued, len(jobs) - queued)
         for job in jobs:  # a dep that already failed fails its dependents at once
-            failed = [d for d in job.deps if self[d].state in ("failed", "cancelled", "lost")]
-            if failed and job.state == "dependent":
-                self.finish(job, "failed", fail_reason=f"dependency {failed[0]} {self[failed[0]].state}")
+            failed = [d for d in job.deps if self[d].state in (FAILED, CANCELLED, LOST)]
+            if failed and job.state == DEPENDENT:
+                self.finish(job, FAILED, fail_reason=f"dependency {failed[0]} {self[failed[0]].state}")
         return jobs
 
     # -- scheduling -------------------------------------------------------------
@@ -284,7 +321,7 @@ class JobTable(Folder):
                     job.exit_code = job.fail_reason = job.pid = job.failed_launch = None
                     job.started_at = job.ended_at = None
                     self.place(job, node)
-                    self.move(job, "launching")
+                    self.move(job, LAUNCHING)
                     picked.setdefault(node, []).append(job)
                     misses = 0
                     break
@@ -297,29 +334,29 @@ class JobTable(Folder):
         its pid when it knows it)."""
         if pid is not None:
             job.pid = pid
-        if job.state == "launching":
+        if job.state == LAUNCHING:
             job.started_at = job.started_at or started_at or utcnow()
-            self.move(job, "running")
+            self.move(job, RUNNING)
 
     def finish(self, job, state, **result):
-        """Record an attempt's end; a failed or lost attempt with retries
-        left is queued again; a job that did not succeed fails its
-        dependents."""
+        """Record an attempt's end, or the end of a job that waits; a failed
+        or lost attempt with retries left is queued again; a job that did
+        not succeed fails its dependents."""
         for field, value in result.items():
             setattr(job, field, value)
-        if state in ("failed", "lost") and job.attempts <= job.retries and job.attempts > 0:
-            self.move(job, "queued")
+        if state in (FAILED, LOST) and job.state in ACTIVE and 0 < job.attempts <= job.retries:
+            self.move(job, QUEUED)
             return
         job.ended_at = job.ended_at or utcnow()
         self.move(job, state)
         for name in list(job.dependents):
             dependent = self.get(name)
-            if dependent is None or dependent.state != "dependent":
+            if dependent is None or dependent.state != DEPENDENT:
                 continue
-            if state != "succeeded":
-                self.finish(dependent, "failed", fail_reason=f"dependency {job.name} {state}")
-            elif all(d not in self or self[d].state == "succeeded" for d in dependent.deps):
-                self.move(dependent, "queued")
+            if state != SUCCEEDED:
+                self.finish(dependent, FAILED, fail_reason=f"dependency {job.name} {state}")
+            elif all(d not in self or self[d].state == SUCCEEDED for d in dependent.deps):
+                self.move(dependent, QUEUED)
 
     def receive(self, job, attempt, report):
         """Keep a wrapper's report in the inbox for `apply_reports`: a
@@ -345,27 +382,27 @@ class JobTable(Folder):
         if not is_out(job, attempt):
             return False
         state = report.get("state")
-        if state == "running":
+        if state == REPORT_RUNNING:
             self.started(job, report.get("pid"), from_epoch(report.get("started_at")))
-        elif state == "finished":
+        elif state == REPORT_FINISHED:
             self.started(job, report.get("pid"))
             exit_code, signal = report.get("exit_code"), report.get("signal")
             reason = report.get("fail_reason") or (
                 None if exit_code == 0 else f"exit code {exit_code}" if exit_code is not None else f"signal {signal}")
-            self.finish(job, "succeeded" if reason is None else "failed", exit_code=exit_code, fail_reason=reason,
+            self.finish(job, SUCCEEDED if reason is None else FAILED, exit_code=exit_code, fail_reason=reason,
                         started_at=from_epoch(report.get("started_at")), ended_at=from_epoch(report.get("ended_at")),
                         walltime=report.get("walltime"), cputime=report.get("cputime"),
                         peak_ram=report.get("peak_ram"), stdout_tail=(report.get("stdout_tail") or "")[-TAIL:],
                         stderr_tail=(report.get("stderr_tail") or "")[-TAIL:])
-        elif state == "lost":
-            self.finish(job, "lost", fail_reason="its process vanished from the node")
-        elif state == "missing" and job.failed_launch is not None:
+        elif state == REPORT_LOST:
+            self.finish(job, LOST, fail_reason="its process vanished from the node")
+        elif state == REPORT_MISSING and job.failed_launch is not None:
             # a launch that fails every time (an upload it cannot copy, a
             # broken node) must not loop: the attempt counts, and fails
-            self.finish(job, "failed", fail_reason=f"it could not be launched: {job.failed_launch}")
-        elif state == "missing":
+            self.finish(job, FAILED, fail_reason=f"it could not be launched: {job.failed_launch}")
+        elif state == REPORT_MISSING:
             job.attempts -= 1  # it never started (the service stopped first): that attempt does not count
-            self.move(job, "queued")
+            self.move(job, QUEUED)
         return True
 
     def cancel(self, job):
@@ -374,7 +411,7 @@ class JobTable(Folder):
         if job.finished:
             raise Conflict(f"Job {job.name!r} is {job.state} already.", code="WrongState")
         was_active = job.state in ACTIVE
-        self.finish(job, "cancelled", fail_reason="cancelled")
+        self.finish(job, CANCELLED, fail_reason="cancelled")
         return was_active
 
     def restart(self, job):
@@ -385,7 +422,7 @@ class JobTable(Folder):
                            code="WrongState")
         for field in RESULT_FIELDS:
             setattr(job, field, getattr(Job, field))
-        self.move(job, "queued")
+        self.move(job, QUEUED)
 
     def purge(self, job):
         if not job.finished:

@@ -4,12 +4,16 @@ from pyramid.authorization import Allow
 from ..errors import Conflict
 from ..resources import Folder
 from ..uploads import Uploads
+from . import cluster as cluster_states
 from .cluster import Clusters
 from .credential import Credentials
 from .base import Entity
 from .webhook import Webhooks
 
 ROLES = ("owner", "member", "viewer")
+# a project is active until it is deleted; deleting while its clusters are
+# torn down; removed once it is gone (its record may still be referenced)
+ACTIVE, DELETING, REMOVED = "active", "deleting", "removed"
 
 # viewers read; members also create and change clusters and jobs; owners
 # also manage members and delete the project.
@@ -26,7 +30,7 @@ class Project(Entity):
     def __init__(self, name, description=""):
         super().__init__(name)
         self.description = description
-        self.state = "active"
+        self.state = ACTIVE
         self.members = OOBTree()  # username -> role
         self.clusters = Clusters("clusters", self)
         self.credentials = Credentials("credentials", self)
@@ -66,12 +70,12 @@ class Project(Entity):
     def begin_deletion(self, playbooks_of, queue):
         """Tear down the live clusters first; the project goes when they have.
         True when nothing was live and the project can go at once."""
-        live = [cluster for cluster in self.clusters.values() if cluster.state != "deleted"]
+        live = [cluster for cluster in self.clusters.values() if cluster.state != cluster_states.DELETED]
         if not live:
             return True
-        self.state = "deleting"
+        self.state = DELETING
         for cluster in live:
-            if cluster.state != "deleting":
+            if cluster.state != cluster_states.DELETING:
                 cluster.request_teardown(playbooks_of(cluster), queue)
         self.touch()
         return False
@@ -79,7 +83,7 @@ class Project(Entity):
     def cluster_deleted(self):
         """A cluster of this project was torn down or purged: a deleting
         project goes once none is left standing."""
-        if self.state == "deleting" and all(c.state == "deleted" for c in self.clusters.values()):
+        if self.state == DELETING and all(c.state == cluster_states.DELETED for c in self.clusters.values()):
             self.__parent__.delete(self)
 
     def keep_known_hosts(self, text):
@@ -115,7 +119,7 @@ class Projects(Folder):
         """Remove the project, its clusters' records and its memberships;
         and its uploads (their blobs go when the storage is packed)."""
         root = self.__parent__
-        project.state = "removed"  # its clusters' purges must not delete it again
+        project.state = REMOVED  # its clusters' purges must not delete it again
         project.touch()
         for cluster in list(project.clusters.values()):
             project.clusters.purge(cluster, root.services.lookup(cluster.service, cluster.version))

@@ -3,7 +3,7 @@ change that asked for it, claimed by a dispatcher, and recorded as it goes
 (status, events in order, per-host summary, and its output, in the database
 like the rest: every process sharing it reads the same)."""
 import itertools
-import threading
+import logging
 import time
 
 from BTrees.IOBTree import IOBTree
@@ -12,73 +12,31 @@ from BTrees.OOBTree import OOBTree
 from persistent import Persistent
 
 from ..resources import Folder
-from .base import Entity, rfc3339, utcnow
+from . import notes
+from .base import Entity, check_move, rfc3339, utcnow
 from .output import RunOutput
 
-FINISHED = ("successful", "failed", "canceled", "lost")
+QUEUED, RUNNING = "queued", "running"
+SUCCESSFUL, FAILED, CANCELLED, LOST = "successful", "failed", "cancelled", "lost"
+FINISHED = (SUCCESSFUL, FAILED, CANCELLED, LOST)
+STATUSES = (QUEUED, RUNNING) + FINISHED
+# status -> the statuses it may move to. A queued run is claimed by a
+# dispatcher or cancelled (superseded, its step failed, its cluster deleted);
+# a running one ends one way or the other; lost: its worker died, or the
+# service stopped it before it ended.
+TRANSITIONS = {
+    QUEUED: (RUNNING, CANCELLED),
+    RUNNING: FINISHED,
+    **{status: () for status in FINISHED},
+}
 HOST_COUNTERS = ("ok", "changed", "failed", "unreachable", "skipped")
 # Event summaries a run keeps: the newest (the older ones are deleted as new
 # ones come); event_count still counts every event. A summary's message is
 # cut at runner.events.MAX_MESSAGE characters, so each is a few KiB at most.
 MAX_EVENTS = 10_000
 
+log = logging.getLogger(__name__)
 _sequence = itertools.count()
-
-
-class QueueSignal:
-    """Wakes this process's dispatcher threads when a transaction that
-    queued a run or asked for scheduling commits: a shortcut only, since
-    they also poll the database, where other processes' requests are."""
-
-    def __init__(self):
-        self._event = threading.Event()
-
-    def notify(self):
-        self._event.set()
-
-    def wait(self, timeout):
-        woken = self._event.wait(timeout)
-        self._event.clear()
-        return woken
-
-
-class Broadcast:
-    """Wakes every thread waiting on it (the agents' long polls), each of
-    which may miss no wake-up between two looks: it waits for the
-    generation after the one it saw."""
-
-    def __init__(self):
-        self._condition = threading.Condition()
-        self._generation = 0
-
-    def generation(self):
-        return self._generation
-
-    def notify(self):
-        with self._condition:
-            self._generation += 1
-            self._condition.notify_all()
-
-    def wait(self, seen, timeout):
-        with self._condition:
-            if self._generation == seen:
-                self._condition.wait(timeout)
-            return self._generation
-
-
-QUEUE_SIGNAL = QueueSignal()  # a run was queued: the runner threads look
-SCHEDULE_SIGNAL = QueueSignal()  # jobs want placing, reports applying: the scheduler thread looks
-AGENT_SIGNAL = Broadcast()  # jobs were placed or cancelled: the agents' polls look
-
-
-def after_commit(stored, action):
-    """Call `action()` once the transaction changing `stored` has committed."""
-    stored._p_jar.transaction_manager.get().addAfterCommitHook(lambda committed: committed and action())
-
-
-def notify_after_commit(stored):
-    """Wake the dispatcher once the transaction changing `stored` commits."""
-    after_commit(stored, QUEUE_SIGNAL.notify)
 
 
 def queue_key():
@@ -98,7 +56,7 @@ class Run(Entity):
         self.inventory = inventory  # exactly what the playbook runs with
         self.limit = limit
         self.extravars = dict(extravars or {})
-        self.status = "queued"
+        self.status = QUEUED
         self.rc = None
         self.started_at = self.finished_at = None
         self.hosts = {}
@@ -118,8 +76,22 @@ class Run(Entity):
     def finished(self):
         return self.status in FINISHED
 
+    @property
+    def label(self):
+        """How the log names it: its step and name, in its cluster."""
+        cluster = getattr(self.__parent__, "__parent__", None)
+        place = f"cluster {cluster.project.name}/{cluster.name}: " if cluster is not None else ""
+        return f"{place}{self.step} run {self.name}"
+
+    def _move(self, status, reason=None):
+        """The one way a run's status changes, by TRANSITIONS."""
+        check_move(TRANSITIONS, self, self.status, status)
+        notes.log_change(self, log, "%s %s -> %s%s", self.label, self.status, status,
+                         f": {reason}" if reason and status != SUCCESSFUL else "")
+        self.status = status
+
     def start(self, owner):
-        self.status = "running"
+        self._move(RUNNING)
         self.owner = owner
         self.started_at = utcnow()
         self.touch()
@@ -139,8 +111,12 @@ class Run(Entity):
         if events:
             self.touch()  # the feed shows the progress
 
+    def cancel(self, reason):
+        """A queued run that will not run."""
+        self.finish(CANCELLED, reason=reason)
+
     def finish(self, status, rc=None, hosts=None, reason=None):
-        self.status = status
+        self._move(status, reason)
         self.rc = rc
         self.hosts = hosts if hosts is not None else self.hosts
         self.status_reason = reason
@@ -168,6 +144,7 @@ class RunLog(Folder):
 
     def append(self, run, key):
         self.add(run.name, run)
+        notes.log_change(self, log, "%s queued", run.label)
         self._order[key] = run.name
         self._keys[run.name] = key
 
@@ -196,7 +173,7 @@ class RunQueue(Persistent):
         return self._count()
 
     def push(self, run):
-        notify_after_commit(self)
+        notes.happened(self, notes.RUN_QUEUED)
         key = queue_key()
         self._runs[key] = run
         self._count.change(1)

@@ -26,7 +26,8 @@ def check_playbooks(playbooks, playbooks_dir):
             problems.append(detail("body", f"playbooks.{step}",
                                    f"{name!r} is not a playbook file name (no paths; ends in .yml)"))
         elif not (Path(playbooks_dir) / name).is_file():
-            problems.append(detail("body", f"playbooks.{step}", f"there is no playbook {name!r} in playbooks/"))
+            problems.append(detail("body", f"playbooks.{step}",
+                                   f"there is no playbook {name!r} in the server's playbooks directory"))
     if problems:
         raise ValidationFailed("Playbooks must be files in the server's playbooks directory.", problems)
 
@@ -172,7 +173,7 @@ class Services(Folder):
             self.remove(service.name)
 
     def load_builtins(self, builtins, server, keyring):
-        """Built-ins come from service_templates/ at every start, so the files
+        """Built-ins come from the service templates directory at every start, so the files
         on disk are the truth; what clusters use is kept."""
         for loaded in builtins:
             entry = self.lookup(loaded["name"], loaded["version"])

@@ -11,11 +11,12 @@ from persistent import Persistent
 
 from .base import rfc3339, utcnow
 
+ACTIVE, DRAINING, DEAD = "active", "draining", "dead"
 # state -> the states it may move to; a worker that stops cleanly is removed
 TRANSITIONS = {
-    "active": ("draining", "dead"),
-    "draining": ("dead",),
-    "dead": (),
+    ACTIVE: (DRAINING, DEAD),
+    DRAINING: (DEAD,),
+    DEAD: (),
 }
 
 
@@ -30,7 +31,7 @@ class Worker(Persistent):
         self.var_dir = var_dir  # where its runs' directories are (killing leftovers on its host)
         self.slots = slots
         self.busy = 0
-        self.state = "active"
+        self.state = ACTIVE
         self.reason = None  # why it is dead
         self.started_at = self.last_seen = utcnow()
 
@@ -53,7 +54,7 @@ class Worker(Persistent):
 
     def as_json(self, lease_seconds):
         # one silent past its lease is dead even before anyone has recorded it
-        state = "dead" if self.state != "dead" and self.silent_past(lease_seconds) else self.state
+        state = DEAD if self.state != DEAD and self.silent_past(lease_seconds) else self.state
         return {"id": self.id, "host": self.host, "pid": self.process["pid"], "started_at": rfc3339(self.started_at),
                 "last_seen": rfc3339(self.last_seen), "slots": self.slots, "busy": self.busy, "state": state,
                 "reason": self.reason}

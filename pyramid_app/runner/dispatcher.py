@@ -17,16 +17,18 @@ import transaction
 from ZODB.POSException import POSKeyError
 
 from ..agents import SpecContext, agent_secret, job_spec, silent_agents
+from ..models import job as job_states
+from ..models import run as run_statuses
 from ..models.job import jobs_out
-from ..models.run import AGENT_SIGNAL, QUEUE_SIGNAL, SCHEDULE_SIGNAL
 from ..models.cluster import agent_places, identity_problem, misplaced_local_node, node_resources
 from ..rendering import CREDENTIALS_VARIABLE, SECRETS_VARIABLE, effective_hostvars, parse_inventory
 from ..resources import app_root
 from ..security import callback_keys, job_secret
-from ..settings import REPOSITORY
+from ..settings import ANSIBLE_CONFIG, ROLES_DIR
 from .events import RUNNER_STDOUT, EventRecorder
 from . import sandbox
 from .process import kill_processes_using, on_this_machine
+from .signals import Signals
 from .transactions import in_own_transaction, retrying
 from .workers import Membership, lose
 
@@ -42,8 +44,6 @@ REAP_SECONDS = 2.0
 FINISH_ATTEMPTS = 100
 REPORT_TASK = "Report the jobs' state"
 AGENT_VARIABLE = "provisioner_agent"  # the extra var roles/provisioner_jobs sets agents up with  # the task of job_status.yml whose stdout is the nodes' report
-ANSIBLE_CONFIG = REPOSITORY / "ansible.cfg"
-ROLES_DIR = REPOSITORY / "roles"
 # The ansible-playbook installed beside this Python comes first on the run's
 # PATH: a server started as .venv/bin/pserve has no activated venv.
 BIN_DIR = str(Path(sys.executable).parent)
@@ -114,6 +114,9 @@ class Dispatcher:
         self._last_beat = time.monotonic()  # when this worker's heartbeat last committed
         self._scheduled = {}  # cluster id -> its scheduling counter when this worker last placed its jobs
         self.stopping = threading.Event()
+        # what wakes its threads and the agents' polls: what this process commits rings them
+        self.signals = Signals()
+        self.signals.listen()
         self.threads = []
         # threads of runner/ that end with it (the event sequencer, webhook
         # deliveries): joined by stop, so none outlives the database
@@ -144,9 +147,7 @@ class Dispatcher:
 
     def stop(self, timeout=10):
         self.stopping.set()
-        QUEUE_SIGNAL.notify()
-        SCHEDULE_SIGNAL.notify()
-        AGENT_SIGNAL.notify()  # the polls held end too
+        self.signals.stop()  # the threads and the polls held see it now
         for thread in self.threads + self.companions:
             thread.join(timeout)
 
@@ -227,7 +228,7 @@ class Dispatcher:
         """Whether this worker still holds `run`: a worker found dead and
         registered again, or one whose run was handed on, writes nothing
         for it (its claim is fenced)."""
-        return run.status == "running" and run.owner == self.membership.id
+        return run.status == run_statuses.RUNNING and run.owner == self.membership.id
 
     # -- the threads ----------------------------------------------------------
 
@@ -245,7 +246,7 @@ class Dispatcher:
                     log.exception("claiming a run failed")
                     run = None
                 if run is None:
-                    QUEUE_SIGNAL.wait(POLL_SECONDS)
+                    self.signals.queue.wait(POLL_SECONDS)
                     continue
                 with self._busy_lock:
                     self._busy += 1
@@ -257,7 +258,7 @@ class Dispatcher:
                 finally:
                     with self._busy_lock:
                         self._busy -= 1
-                    QUEUE_SIGNAL.notify()  # the cluster's next run may go now
+                    self.signals.queue.notify()  # the cluster's next run may go now
         finally:
             connection.close()
 
@@ -270,7 +271,7 @@ class Dispatcher:
                     self._place_jobs(manager, connection)
                 except Exception:
                     log.exception("placing jobs failed")
-                SCHEDULE_SIGNAL.wait(min(SCHEDULE_POLL_SECONDS, max(0.0, self._next_sweep - time.monotonic())))
+                self.signals.schedule.wait(min(SCHEDULE_POLL_SECONDS, max(0.0, self._next_sweep - time.monotonic())))
         finally:
             connection.close()
 
@@ -334,8 +335,8 @@ class Dispatcher:
         blocked = set()  # clusters with an older queued run: runs of one cluster go in order
         for key, run in list(queue.items()):
             cluster = run.cluster
-            if run.status != "queued":
-                queue.pop(key)  # canceled while it waited
+            if run.status != run_statuses.QUEUED:
+                queue.pop(key)  # cancelled while it waited
                 continue
             if id(cluster) in blocked or cluster.running is not None:
                 blocked.add(id(cluster))
@@ -383,10 +384,10 @@ class Dispatcher:
             rc = result.rc
         except RunRefused as refusal:
             log.warning("run %s was refused: %s", run.id, refusal)
-            status, rc, reason = "failed", None, str(refusal)
+            status, rc, reason = run_statuses.FAILED, None, str(refusal)
         except Exception as exc:
             log.exception("run %s could not be executed", run.id)
-            status, rc, reason = "failed", None, f"the run could not be executed: {exc}"
+            status, rc, reason = run_statuses.FAILED, None, f"the run could not be executed: {exc}"
         finally:
             # Extravars hold the jobs' callback secrets and the cluster's secret options: keep none on disk.
             forget_secrets(directory)
@@ -401,7 +402,7 @@ class Dispatcher:
             root = app_root(run._p_jar)
             if host_keys:
                 run.cluster.project.keep_known_hosts(host_keys)
-            if status == "canceled" and not run.cancel_requested:  # stopped by this worker, not by a user
+            if status == run_statuses.CANCELLED and not run.cancel_requested:  # stopped by this worker, not a user
                 lose(root, run, f"worker {self.membership.id} stopped it before it ended ({self._why_stopped()})")
                 return
             root.running_runs.pop(run.id, None)
@@ -421,12 +422,11 @@ class Dispatcher:
         if not self.holds(run):
             return
         app_root(run._p_jar).running_runs.pop(run.id, None)
-        run.finish("failed", run.rc, run.hosts, f"the service could not record this run's end: {exc}")
+        run.finish(run_statuses.FAILED, run.rc, run.hosts, f"the service could not record this run's end: {exc}")
         cluster = run.cluster
         cluster.running = None
         if run in cluster.step_runs:
-            cluster.state = "failed"
-            cluster.state_reason = f"The {cluster.step} step could not be recorded: {exc}; POST .../retry."
+            cluster.step_unrecorded(f"The {cluster.step} step could not be recorded: {exc}; POST .../retry.")
 
     def _access(self, manager, run, directory):
         """What the run logs in and reads secrets with, read fresh: the
@@ -509,7 +509,7 @@ class Dispatcher:
             for node, names in run.jobs.items():
                 for name in names:
                     job = cluster.jobs.get(name)
-                    if job is None or job.state != "launching":
+                    if job is None or job.state != job_states.LAUNCHING:
                         continue  # cancelled or purged while the run waited
                     launch.setdefault(node, []).append(dict(
                         job_spec(cluster, job, context), callback_url=url,
@@ -525,7 +525,7 @@ class Dispatcher:
 
     def _agent_extravars(self, cluster, inventory, callback_key):
         """How the run sets up the nodes of its inventory's agents
-        (roles/provisioner_jobs, agent.yml): where to pull from and each
+        (ansible/roles/provisioner_jobs, agent.yml): where to pull from and each
         node's secret; nothing for an inventory without agents."""
         nodes = node_resources(inventory)
         delivery = next(iter(nodes.values()), {}).get("delivery")
@@ -583,11 +583,13 @@ def unsafe(value):
 
 
 def outcome(runner_status, rc, failure):
+    """A run's status and reason from ansible-runner's status (which spells
+    it `canceled`; runs say `cancelled`, as jobs do)."""
     if runner_status == "successful":
-        return "successful", None
+        return run_statuses.SUCCESSFUL, None
     if runner_status == "canceled":
-        return "canceled", "canceled on request"
+        return run_statuses.CANCELLED, "cancelled on request"
     if runner_status == "timeout":
-        return "failed", f"timeout: the playbook ran longer than {RUNNER_SETTINGS['job_timeout']} s " \
-                         f"or printed nothing for {RUNNER_SETTINGS['idle_timeout']} s"
-    return "failed", failure or f"ansible-playbook exited with rc {rc}; see the run's stdout"
+        return run_statuses.FAILED, f"timeout: the playbook ran longer than {RUNNER_SETTINGS['job_timeout']} s " \
+                                    f"or printed nothing for {RUNNER_SETTINGS['idle_timeout']} s"
+    return run_statuses.FAILED, failure or f"ansible-playbook exited with rc {rc}; see the run's stdout"

@@ -49,6 +49,10 @@ def install(registry):
     """pserve: SIGTERM drains, then the server is stopped as Ctrl-C would."""
     if not settings.get(registry, "handle_signals") or threading.current_thread() is not threading.main_thread():
         return
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # a shell starts background jobs (`pserve ... &`) with SIGINT ignored,
+        # and the drain ends by sending SIGINT: without this it never exits
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda signum, frame: start_draining(
         registry, lambda: os.kill(os.getpid(), signal.SIGINT)))
 

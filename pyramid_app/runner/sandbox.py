@@ -1,5 +1,5 @@
 """Whether this host can start the bubblewrap sandbox local jobs run in
-(the job wrapper builds the sandbox itself: roles/provisioner_jobs/files/
+(the job wrapper builds the sandbox itself: ansible/roles/provisioner_jobs/files/
 provisioner-job). Asked once per program and process: installing
 bubblewrap, or allowing user namespaces, takes a restart to be seen."""
 import functools

@@ -8,7 +8,7 @@ import logging
 import threading
 
 from ..models import events
-from ..models.run import Broadcast
+from .signals import Broadcast
 from .transactions import in_own_transaction
 
 POLL_SECONDS = 0.25  # how soon what another process wrote is numbered

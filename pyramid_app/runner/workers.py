@@ -13,7 +13,8 @@ import zlib
 from datetime import timedelta
 
 from ..models.base import new_id, utcnow
-from ..models.worker import Worker
+from ..models import run as run_statuses
+from ..models.worker import ACTIVE, DEAD, DRAINING, Worker
 from .process import is_alive, on_this_machine, this_process
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ DEAD_KEPT = timedelta(days=1)  # how long a dead worker stays listed in /v1/work
 def lose(root, run, reason):
     """A run its worker can no longer finish: lost, and its cluster moves on."""
     root.running_runs.pop(run.id, None)
-    run.finish("lost", reason=reason)
+    run.finish(run_statuses.LOST, reason=reason)
     cluster = run.cluster
     service = root.services.lookup(cluster.service, cluster.version)
     cluster.run_finished(run, rerun_lost=service is not None and service.idempotent)
@@ -48,17 +49,17 @@ class Membership:
 
     def registered(self, root):
         worker = root.workers.get(self.id)
-        return worker is not None and worker.state != "dead"
+        return worker is not None and worker.state != DEAD
 
     def beat(self, root, busy, draining):
         """Record that this worker lives; False when it was found dead
         meanwhile (it must register again: what it held went to others)."""
         worker = root.workers.get(self.id)
-        if worker is None or worker.state == "dead":
+        if worker is None or worker.state == DEAD:
             return False
         worker.heartbeat(busy)
-        if draining and worker.state == "active":
-            worker.move("draining")
+        if draining and worker.state == ACTIVE:
+            worker.move(DRAINING)
         return True
 
     def leave(self, root, still_busy=0):
@@ -67,8 +68,8 @@ class Membership:
         worker = root.workers.get(self.id)
         if worker is None:
             return
-        if still_busy and worker.state != "dead":
-            worker.move("dead", f"it stopped with {still_busy} runs it could not hand back")
+        if still_busy and worker.state != DEAD:
+            worker.move(DEAD, f"it stopped with {still_busy} runs it could not hand back")
         elif not still_busy:
             del root.workers[self.id]
 
@@ -89,7 +90,7 @@ class Membership:
         for worker in list(root.workers.values()):
             if worker.id == self.id:
                 continue
-            if worker.state == "dead":
+            if worker.state == DEAD:
                 if now - worker.last_seen > DEAD_KEPT:
                     del root.workers[worker.id]
                 continue
@@ -97,12 +98,12 @@ class Membership:
             if reason:
                 log.warning("worker %s on %s (pid %s) is dead: %s", worker.id, worker.host, worker.process["pid"],
                             reason)
-                worker.move("dead", reason)
-        self.live = sorted(worker.id for worker in root.workers.values() if worker.state != "dead")
+                worker.move(DEAD, reason)
+        self.live = sorted(worker.id for worker in root.workers.values() if worker.state != DEAD)
         lost = []
         for run in list(root.running_runs.values()):
             worker = root.workers.get(run.owner) if isinstance(run.owner, str) else None
-            if worker is not None and worker.state != "dead":
+            if worker is not None and worker.state != DEAD:
                 continue
             if worker is None and isinstance(run.owner, dict) and on_this_machine(run.owner) \
                     and is_alive(run.owner):
@@ -115,7 +116,7 @@ class Membership:
     def live_ids(self, root):
         now = utcnow()
         return sorted(worker.id for worker in root.workers.values()
-                      if worker.state != "dead" and not self.is_dead(worker, now))
+                      if worker.state != DEAD and not self.is_dead(worker, now))
 
     def schedules(self, cluster_id, live_ids):
         """Whether this worker places the jobs of `cluster_id`: the live

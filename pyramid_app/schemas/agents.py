@@ -29,6 +29,7 @@ class AgentReports(colander.SequenceSchema):
 
 
 class Poll(colander.MappingSchema):
+    component_name = "AgentPoll"
     holding = Holding(missing=(), validator=colander.Length(0, MAX_HELD),
                       description="The attempts (<job id>-<attempt>) the agent holds: queued, running, "
                                   "or ended with the end not reported yet.")
@@ -37,6 +38,7 @@ class Poll(colander.MappingSchema):
 
 
 class Reports(colander.MappingSchema):
+    component_name = "AgentReports"
     reports = AgentReports(validator=colander.Length(0, MAX_REPORTS))
     holding = Holding(missing=(), validator=colander.Length(0, MAX_HELD))
 
@@ -50,6 +52,7 @@ class Names(colander.SequenceSchema):
 
 
 class Told(colander.MappingSchema):
+    component_name = "AgentInstructions"
     jobs = Jobs(description="Specs of the jobs placed on the node the agent does not hold, in the order to "
                             "start them.")
     drop = Names(description="Attempts the agent holds that are no longer out on its node: forget the queued "

@@ -1,16 +1,18 @@
 import colander
 
+from ..settings import MAX_TOKEN_SECONDS as MAX_EXPIRATION
 from .common import StrictInteger, StrictMapping, StrictString
-
-MAX_EXPIRATION = 2592000
 
 
 class TokenRequest(StrictMapping):
     username = colander.SchemaNode(StrictString(), validator=colander.Length(1, 256))
     password = colander.SchemaNode(StrictString(), validator=colander.Length(1, 1024))
+    # left out: provisioner.token_expiration; either is cut to provisioner.token_max_expiration
     expiration = colander.SchemaNode(
-        StrictInteger(), missing=86400, validator=colander.Range(1, MAX_EXPIRATION),
-        description="Seconds the token lives (default one day, at most 30 days).")
+        StrictInteger(), missing=colander.drop, validator=colander.Range(1, MAX_EXPIRATION),
+        description="Seconds the token lives: at most 30 days, and at most the server's "
+                    "provisioner.token_max_expiration (longer asks get that); left out, the server's "
+                    "provisioner.token_expiration (one day unless configured).")
 
 
 class Token(colander.MappingSchema):

@@ -2,11 +2,12 @@ import sys
 
 import colander
 
+from ..models import run as run_model
 from .common import Entity, Name, Pagination, QueryBoolean, StrictMapping, StrictString
 from .services import VERSION_PATTERN, AnyObject
 
 STATES = ("queued", "starting", "active", "updating", "deleting", "deleted", "failed")
-RUN_STATUSES = ("queued", "running", "successful", "failed", "canceled", "lost")
+RUN_STATUSES = run_model.STATUSES
 MAX_EVENT_COUNTER = 2**31 - 1  # a run keeps its events in an IOBTree, whose keys are 32-bit
 
 
@@ -88,6 +89,9 @@ class EventQuery(colander.MappingSchema):
 
 
 class Event(colander.MappingSchema):
+    """One Ansible event of a run."""
+
+    component_name = "RunEvent"  # the event feed's Event is another
     counter = colander.SchemaNode(colander.Int())
     event = colander.SchemaNode(colander.String())
     host = colander.SchemaNode(colander.String(), missing=None)

@@ -4,6 +4,8 @@ import re
 
 import colander
 
+from ..units import parse_bool
+
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 NAME_RULE = "lowercase letters, digits and '-', 1 to 63 characters, starting and ending with a letter or digit"
 
@@ -51,17 +53,15 @@ class StrictBoolean(colander.Boolean):
 
 
 class QueryBoolean(colander.Boolean):
-    """A query-string flag: true/false, 1/0, yes/no."""
+    """A query-string flag, in the one boolean grammar (units.py)."""
 
     def deserialize(self, node, cstruct):
         if cstruct is colander.null:
             return cstruct
-        value = str(cstruct).strip().lower()
-        if value in ("true", "1", "yes"):
-            return True
-        if value in ("false", "0", "no"):
-            return False
-        raise colander.Invalid(node, f"{cstruct!r} is not true or false")
+        try:
+            return parse_bool(cstruct)
+        except ValueError as error:
+            raise colander.Invalid(node, str(error)) from None
 
 
 class JSONObject(colander.Mapping):
@@ -105,13 +105,19 @@ class Entity(colander.MappingSchema):
     url = colander.SchemaNode(colander.String(), description="The object's own path.")
 
 
+def component_name(node):
+    """The name of a mapping's schema in the OpenAPI document: its class's,
+    unless the class says otherwise (as two classes of one name must)."""
+    return getattr(node, "component_name", None) or type(node).__name__
+
+
 def ListOf(item_schema):
     class Listing(colander.MappingSchema):
         count = colander.SchemaNode(colander.Int(), description="How many items match in all.")
         items = colander.SequenceSchema(item_schema)
         next = colander.SchemaNode(colander.String(), missing=None,
                                    description="The next page's URL, or null on the last page.")
-    Listing.__name__ = f"ListOf{type(item_schema).__name__}"
+    Listing.__name__ = Listing.component_name = f"{component_name(item_schema)}Page"
     return Listing()
 
 

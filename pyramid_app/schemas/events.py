@@ -18,6 +18,9 @@ class CommaList(colander.String):
             return text
         return [part.strip() for part in text.split(",") if part.strip()]
 
+    def serialize(self, node, appstruct):
+        return ",".join(appstruct)  # as the OpenAPI document gives the default
+
 
 class EventsQuery(colander.MappingSchema):
     after = colander.SchemaNode(colander.Int(), missing=None, validator=colander.Range(0, 2**62),
@@ -45,6 +48,7 @@ class Event(colander.MappingSchema):
 
 
 class EventList(colander.MappingSchema):
+    component_name = "EventPage"
     count = colander.SchemaNode(colander.Int(), description="How many events match after `after`.")
     items = colander.SequenceSchema(Event())
     next = colander.SchemaNode(colander.String(), missing=None,

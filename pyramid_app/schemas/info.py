@@ -2,6 +2,7 @@ import colander
 
 
 class Version(colander.MappingSchema):
+    component_name = "ServerVersion"  # not a service's
     version = colander.SchemaNode(colander.String(), description="The package version.")
     api = colander.SchemaNode(colander.String(), description="The API version: '1'.")
 
@@ -13,6 +14,7 @@ class Runner(colander.MappingSchema):
 
 
 class Info(colander.MappingSchema):
+    component_name = "ServerInfo"
     host = colander.SchemaNode(colander.String())
     pid = colander.SchemaNode(colander.Int())
     storage = colander.SchemaNode(colander.String(), description="The ZODB URI, without credentials.")

@@ -3,7 +3,7 @@ import re
 
 import colander
 
-from ..catalog import duration_to_seconds, size_to_bytes
+from ..units import duration_to_seconds, size_to_bytes
 from ..models.job import STATES
 from .common import (Entity, Name, Pagination, QueryBoolean, StrictInteger, StrictMapping, StrictString,
                      is_absent, name_validator)
@@ -27,25 +27,38 @@ class StrictNumber(colander.Number):
         return cstruct
 
 
-def _finite_cpus(node, value):
-    if not 0 <= value <= 1024:  # also refuses nan, which compares false
-        raise colander.Invalid(node, f"{value!r} is not between 0 and 1024")
+class QueryCpus(colander.Number):
+    """cpus in a query string: a number from 0 to 1024, an integer where it
+    is one (as a JSON body's 2 is 2, not 2.0)."""
+
+    def deserialize(self, node, cstruct):
+        if cstruct is colander.null:
+            return cstruct
+        try:
+            value = float(cstruct)
+        except ValueError:
+            raise colander.Invalid(node, f"{cstruct!r} is not a number") from None
+        if not 0 <= value <= 1024:  # also refuses nan, which compares false
+            raise colander.Invalid(node, f"{cstruct!r} is not between 0 and 1024")
+        return int(value) if value.is_integer() else value
 
 
 def _size(node, value):
     try:
-        if size_to_bytes(value) < 1024 * 1024:
-            raise colander.Invalid(node, f"{value!r} is less than 1M")
-    except ValueError:
-        raise colander.Invalid(node, f"{value!r} is not a size like 512M or 2G") from None
+        size = size_to_bytes(value)
+    except ValueError as error:  # the grammar and bound of every size (units.py)
+        raise colander.Invalid(node, str(error)) from None
+    if size < 1024 * 1024:
+        raise colander.Invalid(node, f"{value!r} is less than 1M, the least memory a job is given")
 
 
 def _duration(node, value):
     try:
-        if duration_to_seconds(value) < 1:
-            raise colander.Invalid(node, f"{value!r} is shorter than a second")
-    except ValueError:
-        raise colander.Invalid(node, f"{value!r} is not a duration like 30s, 5m or 2h") from None
+        seconds = duration_to_seconds(value)
+    except ValueError as error:  # the grammar and bound of every duration (units.py)
+        raise colander.Invalid(node, str(error)) from None
+    if seconds < 1:
+        raise colander.Invalid(node, f"{value!r} is shorter than a second")
 
 
 def _no_nul(node, value):
@@ -90,9 +103,12 @@ class JobSpec(StrictMapping):
                               description="Relative to the job's own directory on the node.")
     env = AnyObject(missing={}, validator=_environment, description="Environment variables (strings).")
     cpus = colander.SchemaNode(StrictNumber(), missing=1, validator=colander.Range(0, 1024))
-    memory = colander.SchemaNode(StrictString(), missing="1G", validator=_size, description="Like 512M or 2G.")
+    memory = colander.SchemaNode(StrictString(), missing="1G", validator=_size,
+                                 description="A size like 512M or 2G, from 1M to 1P; no more than a node of the "
+                                             "cluster has.")
     time = colander.SchemaNode(StrictString(), missing="1h", validator=_duration,
-                               description="Like 30s or 2h; a job running longer is killed (reason timeout).")
+                               description="A duration like 30s or 2h, from 1s to 365d; a job running longer is "
+                                           "killed (reason timeout).")
     retries = colander.SchemaNode(StrictInteger(), missing=0, validator=colander.Range(0, 255))
     priority = colander.SchemaNode(StrictInteger(), missing=0, validator=colander.Range(0, 255),
                                    description="Higher first.")
@@ -109,8 +125,7 @@ class JobDefaults(colander.MappingSchema):
     """Query-string defaults for every job in the body (text, parsed)."""
 
     cwd = colander.SchemaNode(colander.String(), missing=colander.drop)
-    cpus = colander.SchemaNode(colander.Float(), missing=colander.drop,
-                               validator=lambda node, value: _finite_cpus(node, value))
+    cpus = colander.SchemaNode(QueryCpus(), missing=colander.drop)
     memory = colander.SchemaNode(colander.String(), missing=colander.drop)
     time = colander.SchemaNode(colander.String(), missing=colander.drop)
     retries = colander.SchemaNode(colander.Int(), missing=colander.drop)

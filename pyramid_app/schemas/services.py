@@ -28,7 +28,8 @@ class ServiceCreate(StrictMapping):
                                    description="Jinja2 text rendering an Ansible YAML inventory.")
     options = AnyObject(missing=None, description="Options specification: required, optional, advanced, "
                                                   "descriptions.")
-    playbooks = Playbooks(missing=None, description="The playbook file for each step, from playbooks/.")
+    playbooks = Playbooks(missing=None, description="The playbook file for each step, a file name in the "
+                                                    "server's playbooks directory.")
     idempotent = colander.SchemaNode(StrictBoolean(), missing=False,
                                      description="Its playbooks may run again over a run a crash interrupted: "
                                                  "such a step then runs again by itself, once.")

@@ -32,6 +32,7 @@ class Types(colander.SequenceSchema):
 class WebhookCreate(StrictMapping):
     name = Name(description="Unique in the project.")
     url = colander.SchemaNode(StrictString(), validator=colander.All(colander.Length(1, MAX_URL_CHARS), _url),
+                              format="uri", example="https://ci.example.com/provisioner-events",
                               description="Where events are POSTed: http or https, at most 2048 characters. "
                                           "Loopback, link-local, unspecified and multicast addresses and the "
                                           "server's own are refused unless an admin allows their network "

@@ -5,6 +5,7 @@
     provisioner render SERVICE VERSION --name NAME --options options.json [-c development.ini]
     provisioner secrets rotate [-c development.ini]
     provisioner worker [-c production.ini]
+    provisioner paths [ansible | ansible_config | playbooks | roles | service_templates]
 
 The password is asked twice on a terminal, or read from standard input
 (`--password-stdin`) for scripts.
@@ -111,7 +112,7 @@ def users_set_password(args):
 
 
 def find_service(args, loaded_settings, resources):
-    """A built-in from service_templates/ (no database needed), else a
+    """A built-in from the service templates directory (no database needed), else a
     registered service from the configured storage, kept open by
     `resources` (an ExitStack) while the entry is used."""
     directory = Path(loaded_settings["provisioner.service_templates_dir"]) / args.service / args.version
@@ -178,6 +179,22 @@ def worker(args):
     run_worker(args.config)
 
 
+# The installed package's own copies, which the server uses unless
+# provisioner.playbooks_dir / service_templates_dir say otherwise: where to
+# run the playbooks by hand from, wherever pip put the package.
+PATHS = {"ansible": settings_module.ANSIBLE_DIR, "ansible_config": settings_module.ANSIBLE_CONFIG,
+         "playbooks": settings_module.PLAYBOOKS_DIR, "roles": settings_module.ROLES_DIR,
+         "service_templates": settings_module.SERVICE_TEMPLATES_DIR}
+
+
+def paths(args):
+    if args.name:
+        print(PATHS[args.name])
+    else:
+        for name, path in PATHS.items():
+            print(f"{name:<18} {path}")
+
+
 def parser():
     top = argparse.ArgumentParser(prog="provisioner", description=__doc__.split("\n\n")[0])
     commands = top.add_subparsers(dest="command", required=True)
@@ -215,6 +232,11 @@ def parser():
                                   "(which drains it)")
     command.add_argument("-c", "--config", default="production.ini", help="the ini file (production.ini)")
     command.set_defaults(handler=worker)
+
+    command = commands.add_parser("paths", help="where the Ansible project (ansible.cfg, playbooks, roles) and the "
+                                  "built-in services are installed")
+    command.add_argument("name", nargs="?", choices=PATHS, help="print only this one")
+    command.set_defaults(handler=paths)
     return top
 
 

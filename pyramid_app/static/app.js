@@ -11,7 +11,7 @@ const REFRESH_MS = 250; // job counts, runs, warnings: refreshed at most 4 times
 const HEAD_QUERY = "limit=0";
 const JOB_STATES = ["dependent", "queued", "launching", "running", "succeeded", "failed", "cancelled", "lost"];
 const FINISHED_JOBS = new Set(["succeeded", "failed", "cancelled", "lost"]);
-const FINISHED_RUNS = new Set(["successful", "failed", "canceled", "lost"]);
+const FINISHED_RUNS = new Set(["successful", "failed", "cancelled", "lost"]);
 
 const $ = (id) => document.getElementById(id);
 const enc = encodeURIComponent;

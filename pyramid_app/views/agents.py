@@ -8,7 +8,6 @@ from .. import settings
 from ..agents import SpecContext, answer, authenticate, named_by_jobs_out
 from ..api import endpoint
 from ..errors import NotFound
-from ..models.run import AGENT_SIGNAL
 from ..runner import sandbox
 from ..runner.streams import Gate
 from ..schemas import agents as schemas
@@ -45,10 +44,11 @@ def agent_poll(request):
         return dict(told, poll_after=REFRESH_SECONDS)
     try:
         deadline = time.monotonic() + wait
-        seen = AGENT_SIGNAL.generation()
+        jobs_changed = request.registry.dispatcher.signals.agents
+        seen = jobs_changed.generation()
         stopping = request.registry.dispatcher.stopping
         while time.monotonic() < deadline and not stopping.is_set():
-            seen = AGENT_SIGNAL.wait(seen, min(REFRESH_SECONDS, deadline - time.monotonic()))
+            seen = jobs_changed.wait(seen, min(REFRESH_SECONDS, deadline - time.monotonic()))
             request.zodb_connection.newTransaction(None)  # what committed meanwhile
             cluster, node = authenticate(request)
             told = answer(cluster, node, holding, context)

@@ -45,7 +45,8 @@ def _signed_in(request, seconds):
           body=schemas.TokenRequest(), response=schemas.Token(), status=201, errors=(400, 401, 415, 429),
           body_types=FORM_OR_JSON, tags=("auth",))
 def create_token(request):
-    seconds = min(request.validated["expiration"], settings.get(request, "token_max_expiration"))
+    asked = request.validated.get("expiration", settings.get(request, "token_expiration"))
+    seconds = min(asked, settings.get(request, "token_max_expiration"))
     user, token, expires_at = _signed_in(request, seconds)
     return token_json(token, user, expires_at)
 

@@ -4,19 +4,18 @@ from itertools import chain, islice
 from pathlib import Path
 from urllib.parse import urlencode
 
-import colander
 from BTrees.OOBTree import intersection
 from pyramid.response import Response
 
 from .. import settings
-from ..api import created, decode_utf8, endpoint, no_content, page, parse_json
+from ..api import created, endpoint, no_content, page
 from ..errors import APIError, Conflict, NotFound, ValidationFailed, detail
 from ..models.cluster import own_directory
 from ..models.job import STATES
 from ..schemas import jobs as schemas
 from ..schemas.common import ListOf
 from ..security import callback_keys, secret_matches
-from ..uploads import placement_problems, upload_name
+from ..submission import check_jobs
 
 TAGS = ("jobs",)
 
@@ -27,96 +26,20 @@ def _active_cluster(cluster):
                        code="WrongState")
 
 
-def _job_specs(request, cluster):
-    """The body (one job or an array) with the query string's defaults,
-    each validated; deps must name jobs of the cluster or earlier ones."""
-    if request.body and request.content_type != "application/json":
-        raise APIError("Send jobs as application/json.", status=415,
-                       details=[detail("header", "Content-Type", "must be application/json")])
-    body = parse_json(decode_utf8(request.body)) if request.body else None
-    items = body if isinstance(body, list) else [body]
-    if not items or not all(isinstance(item, dict) for item in items):
-        raise ValidationFailed("Send a job object or a non-empty array of job objects.",
-                               [detail("body", "", "expected an object or an array of objects")])
-    if len(items) > schemas.MAX_JOBS_PER_REQUEST:
-        raise ValidationFailed(f"At most {schemas.MAX_JOBS_PER_REQUEST} jobs per request.",
-                               [detail("body", "", f"{len(items)} jobs")])
-    defaults = dict(request.validated_query)
-    if "cpus" in defaults and defaults["cpus"].is_integer():
-        defaults["cpus"] = int(defaults["cpus"])
-    schema, specs, problems = schemas.JobSpec(), [], []
-    uploads = UploadChecks(cluster.project.uploads, cluster.project.name)
-    earlier = set()  # names given earlier in this body; the cluster's own are looked up one by one
-    for index, item in enumerate(items):
-        prefix = f"[{index}]." if isinstance(body, list) else ""
-        try:
-            spec = schema.deserialize(dict(defaults, **item))
-        except colander.Invalid as invalid:
-            problems += [detail("body", prefix + name, text) for name, text in sorted(invalid.asdict().items())]
-            continue
-        for dep in spec["deps"]:
-            if dep not in earlier and dep not in cluster.jobs:
-                problems.append(detail("body", f"{prefix}deps", f"no job {dep!r} in the cluster or earlier"))
-        spec["files"] = uploads.normal_names(spec["files"], f"{prefix}files", problems)
-        problems += [detail("body", prefix + field, problem)
-                     for field, problem in placement_problems(spec["files"], spec["cwd"])]
-        if spec["node"] is not None and spec["node"] not in cluster.node_resources:
-            problems.append(detail("body", f"{prefix}node", f"no node {spec['node']!r} in the cluster"))
-        if spec["name"] is not None:
-            earlier.add(spec["name"])
-        specs.append(spec)
-    if problems:
-        raise ValidationFailed(f"Invalid jobs: {', '.join(sorted({p['name'] for p in problems}))}; nothing was "
-                               "submitted.", problems)
-    return body, specs
-
-
-class UploadChecks:
-    """Jobs' `files` checked against their project's uploads (no other
-    project's, nor the global ones), each name once per request however
-    many jobs name it."""
-
-    def __init__(self, uploads, project):
-        self.uploads = uploads
-        self.project = project  # its name, for the messages
-        self.checked = {}  # name -> (normal name, problem or None)
-
-    def normal_names(self, files, location, problems):
-        """The normal forms of `files`, each once; a problem for a name that
-        leaves the upload directory or names no uploaded file."""
-        names = []
-        for index, name in enumerate(files):
-            if name not in self.checked:
-                self.checked[name] = self._check(name)
-            normal, problem = self.checked[name]
-            if problem is not None:
-                problems.append(detail("body", f"{location}[{index}]", problem))
-            elif normal not in names:
-                names.append(normal)
-        return names
-
-    def _check(self, name):
-        try:
-            normal = upload_name(name)
-        except ValidationFailed as invalid:
-            return None, invalid.details[0]["description"]
-        if normal not in self.uploads:
-            return None, (f"no upload {name!r} in project {self.project!r}: "
-                          f"PUT /v1/projects/{self.project}/uploads?path=...")
-        return normal, None
-
-
 @endpoint("jobs", "POST", summary="Submit one job or an array (all or none); query parameters give defaults "
           "for every job. One object answers the job, an array a list of them.", permission="edit",
-          body=schemas.JobSpec(), one_or_many=True, query=schemas.JobDefaults(), response=schemas.Job(),
-          status=201, errors=(400, 401, 403, 404, 409, 413, 415), tags=TAGS)
+          body=schemas.JobSpec(), one_or_many=True, max_items=schemas.MAX_JOBS_PER_REQUEST, query_defaults=True,
+          query=schemas.JobDefaults(), response=schemas.Job(), status=201, errors=(400, 401, 403, 404, 409, 413, 415),
+          tags=TAGS)
 def submit_jobs(request):
     cluster = request.context
     _active_cluster(cluster)
-    body, specs = _job_specs(request, cluster)
+    many = isinstance(request.validated, list)
+    specs = request.validated if many else [request.validated]
+    check_jobs(cluster, specs, many)
     jobs = cluster.jobs.submit(specs, by_admin=request.identity.admin)
     cluster.request_scheduling()
-    if not isinstance(body, list):
+    if not many:
         return created(request, jobs[0].as_json())
     request.response.status_int = 201
     return {"count": len(jobs), "items": [job.as_json() for job in jobs], "next": None}

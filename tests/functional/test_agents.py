@@ -1,4 +1,4 @@
-"""Node agents (roles/provisioner_jobs/files/provisioner-agent) for real: a
+"""Node agents (ansible/roles/provisioner_jobs/files/provisioner-agent) for real: a
 waitress server the agents pull from, real create runs that start them,
 real wrappers and jobs, and the agent endpoints under attack."""
 import base64

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from pyramid_app import main
 from pyramid_app.connections import database
 from pyramid_app.resources import app_root
+from pyramid_app.settings import ANSIBLE_DIR
 from tests.conftest import Client, assert_error, close, in_state, settings_for, wait_for
-from tests.server import REPOSITORY
 
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 CLUSTERS = "/v1/projects/demo/clusters"
@@ -155,8 +155,10 @@ def test_inventory_in_three_formats_runs_with_plain_ansible_playbook(active, tes
 
     hosts = tmp_path / "hosts.yml"
     hosts.write_text(response.text)
-    plain = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(hosts), "playbooks/cluster_create.yml"], cwd=REPOSITORY,
-                           capture_output=True, text=True, env=dict(os.environ, ANSIBLE_CONFIG="ansible.cfg"))
+    # from the package's Ansible project directory, whose ansible.cfg ansible finds by itself
+    environment = {name: value for name, value in os.environ.items() if name != "ANSIBLE_CONFIG"}
+    plain = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(hosts), "playbooks/cluster_create.yml"], cwd=ANSIBLE_DIR,
+                           capture_output=True, text=True, env=environment)
     assert plain.returncode == 0, plain.stdout + plain.stderr
     assert "PLAY RECAP" in plain.stdout and "failed=0" in plain.stdout
 
@@ -231,6 +233,19 @@ def test_invalid_options_are_400_and_nothing_is_stored(testapp, api, options, fi
     assert assert_error(response, 400, "ValidationFailed")["details"][0]["name"].startswith(field)
     assert testapp.get(CLUSTERS, headers=api.as_admin).json["count"] == before
     assert_error(testapp.get(f"{CLUSTERS}/invalid", headers=api.as_admin, status=404), 404)
+
+
+@pytest.mark.parametrize("host", ["10.0.0.1:99999", "10.0.0.1:0", "10.0.0.1:65536"])
+def test_an_ssh_port_outside_1_to_65535_is_400_and_nothing_is_stored(testapp, api, host):
+    key = Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption()).decode()
+    testapp.post_json("/v1/projects/demo/credentials", {"name": "port-key", "kind": "ssh_key", "private_key": key},
+                      headers=api.as_admin)
+    before = testapp.get(CLUSTERS, headers=api.as_admin).json["count"]
+    options = {"provider": "ssh", "nodes": 1, "hosts": [host], "ssh_credential": "port-key"}
+    body = assert_error(create(testapp, api, "ports", options, status=400), 400, "ValidationFailed")
+    assert "ansible_port" in body["message"] and "from 1 to 65535" in body["message"], body
+    assert testapp.get(CLUSTERS, headers=api.as_admin).json["count"] == before
+    testapp.delete("/v1/projects/demo/credentials/port-key", headers=api.as_admin, status=204)
 
 
 def test_other_refusals(testapp, api, active):

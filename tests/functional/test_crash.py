@@ -143,13 +143,13 @@ def test_kill_9_during_posts_of_1000_jobs(tmp_path):
     try:
         server.request("PUT", CLUSTER, {"service": "batch", "options": {"nodes": 1, "cpus_per_node": 1}}, token)
         wait(server, CLUSTER, token, lambda c: c["state"] == "active")
+        assert server.request("POST", f"{CLUSTER}/jobs", {"name": "blocker", "cmd": "sleep 600"}, token)[0] == 201
 
         def post(batch, answers):
-            # Two cpus each, more than the node has: they are stored and wait.
-            jobs = [{"name": f"b{batch}-{n}", "cmd": "true"} for n in range(1000)]
+            # All wait for the blocker: they are stored and wait.
+            jobs = [{"name": f"b{batch}-{n}", "cmd": "true", "deps": ["blocker"]} for n in range(1000)]
             try:
-                answers[batch] = server.request("POST", f"{CLUSTER}/jobs?cpus=2&rep_grp=batch-{batch}", jobs,
-                                                token)[0]
+                answers[batch] = server.request("POST", f"{CLUSTER}/jobs?rep_grp=batch-{batch}", jobs, token)[0]
             except (OSError, http.client.HTTPException) as error:  # the server died under it
                 answers[batch] = error
 
@@ -168,8 +168,9 @@ def test_kill_9_during_posts_of_1000_jobs(tmp_path):
             assert all(count in (0, 1000) for count in stored.values()), (stored, answers)
             assert all(stored[batch] == 1000 for batch, answer in answers.items() if answer == 201), (stored, answers)
         assert any(not isinstance(answer, int) for answer in answers.values()), answers  # some kill cut one short
-        names = Counter(job["name"] for job in jobs_of(server, token, CLUSTER))
+        names = Counter(job["name"] for job in jobs_of(server, token, CLUSTER) if job["name"] != "blocker")
         assert set(names.values()) == {1} and len(names) == sum(stored.values())
+        server.request("DELETE", f"{CLUSTER}/jobs/blocker", token=token)
     finally:
         server.stop()
 

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import transaction
 import webtest
 
 from pyramid_app import main

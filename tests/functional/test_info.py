@@ -53,13 +53,15 @@ def test_openapi_documents_every_endpoint_from_the_schemas(testapp, app):
                   for path in document["paths"].values() for method, op in path.items()}
     assert operations == registered
     create = document["paths"]["/v1/projects"]["post"]
-    body = create["requestBody"]["content"]["application/json"]["schema"]
+    schemas = document["components"]["schemas"]
+    assert create["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ProjectCreate"}
+    body = schemas["ProjectCreate"]
     assert body["properties"]["name"]["pattern"] == "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
     assert body["additionalProperties"] is False
     assert set(create["responses"]) == {"201", "400", "401", "409", "415"}
     assert create["security"] == [{"bearer": []}]
     assert "security" not in document["paths"]["/v1/version"]["get"]
-    token = document["paths"]["/v1/auth/token"]["post"]["requestBody"]["content"]
-    assert token["application/json"]["schema"]["properties"]["expiration"]["maximum"] == 2592000
+    assert schemas["TokenRequest"]["properties"]["expiration"]["maximum"] == 2592000
     limit = [p for p in document["paths"]["/v1/projects"]["get"]["parameters"] if p["name"] == "limit"][0]
     assert limit["schema"]["minimum"] == 1 and limit["schema"]["maximum"] == 1000

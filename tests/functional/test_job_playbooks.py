@@ -4,7 +4,7 @@ as the service runs them, against a local 2-node cluster and against real
 `sshd` servers on loopback addresses. No mocks.
 
 The inventories and the runs come from test_playbooks.py's helpers (the
-same rendered batch inventory, the repository's ansible.cfg, a temporary
+same rendered batch inventory, the package's ansible.cfg, a temporary
 cwd, the ssh runs' credential extra var and a cluster id of the test's own);
 the sshd_hosts and ssh_env fixtures from tests/conftest.py.
 """
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from pyramid_app.settings import ROLES_DIR
 from tests.functional.test_playbooks import (
     ANSIBLE_CFG,
     PLAYBOOKS,
-    REPO,
     assert_ok,
     credential_args,
     needs_ansible,
@@ -151,7 +151,7 @@ def test_local_launch_status_and_cancel(tmp_path, local_cluster):
     assert SECRET not in run.stdout and SECRET not in run.stderr
     wrapper = Path(node_dirs["node-1"]) / "bin" / "provisioner-job"
     assert os.access(wrapper, os.X_OK)
-    assert wrapper.read_bytes() == (REPO / "roles/provisioner_jobs/files/provisioner-job").read_bytes()
+    assert wrapper.read_bytes() == (ROLES_DIR / "provisioner_jobs/files/provisioner-job").read_bytes()
 
     report = wait_states(inventory, tmp_path, {"node-1": {name(quick): "finished"},
                                                "node-2": {name(failing): "finished", name(long): "running"}})
@@ -273,7 +273,7 @@ def test_the_service_reads_the_report_from_runner_events(tmp_path, local_cluster
     (tmp_path / "runner").mkdir()
     result = ansible_runner.run(
         private_data_dir=str(tmp_path / "runner"), project_dir=str(PLAYBOOKS), playbook="job_status.yml",
-        inventory=str(inventory), roles_path=[str(REPO / "roles")], quiet=True,
+        inventory=str(inventory), roles_path=[str(ROLES_DIR)], quiet=True,
         envvars={"ANSIBLE_CONFIG": str(ANSIBLE_CFG), "ANSIBLE_NOCOLOR": "1",
                  "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])},
     )

@@ -11,6 +11,7 @@ from webtest.http import StopableWSGIServer
 
 from pyramid_app import main
 from pyramid_app.connections import database
+from pyramid_app.models.cluster import AGENT_QUEUE_DEPTH
 from pyramid_app.resources import app_root
 from tests.conftest import Client, assert_error, close, in_state, settings_for, wait_for
 from tests.crashes import processes_naming
@@ -233,15 +234,23 @@ def test_cancel_a_running_job_kills_its_process_tree(api):
     assert_error(api.testapp.delete(f"{JOBS}/{name}", headers=api.as_admin, status=409), 409)
 
 
+def fill_node(node, group):
+    """Jobs that take all of `node` for a minute, as many as its agent holds
+    at once: a job submitted after them to that node stays queued. (A job
+    bigger than the node would be refused.)"""
+    return [{"cmd": "sleep 60", "node": node, "cpus": 2, "rep_grp": group} for _ in range(AGENT_QUEUE_DEPTH)]
+
+
 def test_cancel_queued_jobs_in_bulk(api):
-    group = unique("bulk")
-    jobs = [{"cmd": "true", "node": "node-2", "cpus": 64, "rep_grp": group} for _ in range(3)]
-    submit(api, jobs)  # more cpus than the node has: they stay queued
+    group, full = unique("bulk"), unique("full")
+    jobs = [{"cmd": "true", "node": "node-2", "cpus": 2, "rep_grp": group} for _ in range(3)]
+    submit(api, fill_node("node-2", full) + jobs)
     assert api.testapp.get(f"{JOBS}?rep_grp={group}&state=queued", headers=api.as_admin).json["count"] == 3
     assert api.testapp.delete(f"{JOBS}?rep_grp={group}", headers=api.as_admin).json == {"count": 3}
     listing = api.testapp.get(f"{JOBS}?rep_grp={group}", headers=api.as_admin).json
     assert {j["state"] for j in listing["items"]} == {"cancelled"} and listing["count"] == 3
     assert_error(api.testapp.delete(JOBS, headers=api.as_admin, status=400), 400)
+    api.testapp.delete(f"{JOBS}?rep_grp={full}", headers=api.as_admin)
 
 
 def test_restart_and_purge(api):
@@ -318,7 +327,14 @@ def test_query_string_defaults_and_filters(api):
     ({"cmd": "true", "env": {"A": 1}}, "env"), ({"cmd": "true", "env": {"A B": "x"}}, "env"),
     ({"cmd": "true", "cwd": "../outside"}, "cwd"), ({"cmd": "true", "cwd": "/etc"}, "cwd"),
     ({"cmd": "true", "deps": ["no-such-job"]}, "deps"), ({"cmd": "true", "node": "node-9"}, "node"),
-    ({"cmd": "true", "name": "Bad Name"}, "name"), ({"cmd": "true", "colour": "blue"}, ""),
+    ({"cmd": "true", "name": "Bad Name"}, "name"), ({"cmd": "true", "colour": "blue"}, "colour"),
+    # none of the cluster's nodes (2 cpus, 4G each) can ever hold these
+    ({"cmd": "true", "cpus": 64}, "cpus"), ({"cmd": "true", "memory": "512G"}, "memory"),
+    ({"cmd": "true", "cpus": 3, "node": "node-1"}, "cpus"),
+    ({"cmd": "true", "memory": "5G", "node": "node-2"}, "memory"),
+    # beyond the bounds of every duration and size
+    ({"cmd": "true", "time": "99999999999999h"}, "time"), ({"cmd": "true", "time": "366d"}, "time"),
+    ({"cmd": "true", "memory": "2P"}, "memory"), ({"cmd": "true", "memory": "4GB"}, "memory"),
 ])
 def test_bad_jobs_are_400_and_a_batch_stores_nothing(api, job, field):
     before = api.testapp.get(JOBS, headers=api.as_admin).json["count"]
@@ -326,6 +342,24 @@ def test_bad_jobs_are_400_and_a_batch_stores_nothing(api, job, field):
     names = [d["name"] for d in assert_error(response, 400, "ValidationFailed")["details"]]
     assert any(name.startswith(f"[1].{field}") for name in names), names
     assert api.testapp.get(JOBS, headers=api.as_admin).json["count"] == before
+
+
+def test_refusals_say_why_in_sentences(api):
+    body = assert_error(submit(api, {"cmnd": "true"}, status=400), 400, "ValidationFailed")
+    assert body["details"] == [{"location": "body", "name": "cmnd", "description":
+                                "unknown field 'cmnd'; known fields: cmd, name, cwd, env, cpus, memory, time, "
+                                "retries, priority, rep_grp, deps, node, files"}], body
+    assert body["message"].startswith("Nothing was accepted: cmnd: unknown field 'cmnd'; known fields: cmd,"), body
+    body = assert_error(submit(api, [{"cmd": "true"}, {"cmd": "true", "cpus": 64, "memory": "64G"}], status=400), 400)
+    assert body["message"] == ("Nothing was accepted: [1].cpus: 64 cpus are more than the largest node of the "
+                               "cluster has (2): ask for at most 2, or scale the nodes up; [1].memory: 64G is more "
+                               "memory than the largest node of the cluster has (4G): ask for at most 4G, or scale "
+                               "the nodes up."), body
+    body = assert_error(submit(api, {"cmd": "true", "node": "node-9"}, status=400), 400)
+    assert body["details"][0]["description"] == "no node 'node-9' in the cluster; its nodes are node-1, node-2"
+    body = assert_error(submit(api, ["one", 2], status=400), 400)
+    assert body["message"] == ("The body must be a JSON object or a non-empty array of objects, not an array "
+                               "holding a number and a string.")
 
 
 def test_duplicate_names_are_409_and_bad_bodies_400(api):
@@ -371,7 +405,7 @@ def test_scaling_down_refuses_to_strand_running_jobs(api):
 def test_cancelling_a_chain_and_purging_dependencies(api):
     """Cancelling a job fails its dependents; bulk cancel and purge cope."""
     group, first, second, third = unique("chain"), unique("a"), unique("b"), unique("c")
-    submit(api, [{"name": first, "cmd": "true", "node": "node-2", "cpus": 64, "rep_grp": group},
+    submit(api, [{"name": first, "cmd": "sleep 60", "rep_grp": group},
                  {"name": second, "cmd": "true", "deps": [first], "rep_grp": group},
                  {"name": third, "cmd": "true", "deps": [second], "rep_grp": group}])
     assert api.testapp.delete(f"{JOBS}?rep_grp={group}", headers=api.as_admin).json["count"] == 3
@@ -384,13 +418,14 @@ def test_cancelling_a_chain_and_purging_dependencies(api):
 
 
 def test_a_dependency_cannot_be_purged_while_its_dependent_waits(api):
-    dep, waiting = unique("dep"), unique("waiting")
-    submit(api, [{"name": dep, "cmd": "exit 0"},
-                 {"name": waiting, "cmd": "true", "deps": [dep], "node": "node-2", "cpus": 64}])
+    dep, blocker, waiting = unique("dep"), unique("blocker"), unique("waiting")
+    submit(api, [{"name": dep, "cmd": "exit 0"}, {"name": blocker, "cmd": "sleep 60"},
+                 {"name": waiting, "cmd": "true", "deps": [dep, blocker]}])
     finished(api, dep)
     response = api.testapp.delete(f"{JOBS}/{dep}?purge=true", headers=api.as_admin, status=409)
     assert waiting in assert_error(response, 409)["message"]
     api.testapp.delete(f"{JOBS}/{waiting}", headers=api.as_admin)
+    api.testapp.delete(f"{JOBS}/{blocker}", headers=api.as_admin)
 
 
 def test_bad_query_defaults_are_400(api):

@@ -3,7 +3,7 @@ real: plain `ansible-playbook` processes (exactly what the README tells an
 operator to run by hand) against the local provider and against real `sshd`
 servers on loopback addresses. No mocks.
 
-Every run uses the repository's ansible.cfg through ANSIBLE_CONFIG and runs
+Every run uses the package's ansible.cfg through ANSIBLE_CONFIG and runs
 from a temporary directory, so nothing depends on the current directory.
 
 The ssh runs log in with the sshd servers' client key as the cluster's
@@ -32,12 +32,12 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from pyramid_app.catalog import credential_names, effective_options, load_service_dir, template_options
 from pyramid_app.rendering import TemplateError, parse_inventory, render_inventory
+from pyramid_app.settings import ANSIBLE_CONFIG as ANSIBLE_CFG, PLAYBOOKS_DIR as PLAYBOOKS, ROLES_DIR
+from pyramid_app.settings import SERVICE_TEMPLATES_DIR
 from tests import sshd
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICE_DIR = REPO / "service_templates" / "batch" / "1.0"
-PLAYBOOKS = REPO / "playbooks"
-ANSIBLE_CFG = REPO / "ansible.cfg"
+SERVICE_DIR = SERVICE_TEMPLATES_DIR / "batch" / "1.0"
 CLUSTER = {"name": "batch-test", "id": "0a1b2c3d"}
 PROJECT = "demo"
 SSH_WORKDIRS = "/var/tmp/provisioner"  # the ssh provider's, on every host
@@ -423,7 +423,7 @@ def test_ansible_lint_passes_on_every_playbook_and_role():
     if ANSIBLE_LINT is None:
         pytest.skip("ansible-lint is not installed (pip install ansible-lint)")
     result = subprocess.run(
-        [ANSIBLE_LINT, "--offline", "--nocolor", "playbooks", "roles"],
+        [ANSIBLE_LINT, "--offline", "--nocolor", str(PLAYBOOKS), str(ROLES_DIR)],
         cwd=REPO,
         env={
             **os.environ,

@@ -14,6 +14,8 @@ def lose(app, cluster_name, status="lost", reason="the service was interrupted w
     with database(app.registry).transaction() as connection:
         cluster = app_root(connection).projects["demo"].clusters[cluster_name]
         run = next(run for run in cluster.step_runs if not run.finished)
+        run.start(None)
+        cluster.run_started(run)
         run.finish(status, None, {}, reason)
         cluster.run_finished(run, rerun_lost=True)
         return run.name

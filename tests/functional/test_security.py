@@ -38,6 +38,7 @@ from pyramid.interfaces import IRoutesMapper
 
 from pyramid_app import main, rendering
 from pyramid_app.schemas.jobs import MAX_JOBS_PER_REQUEST
+from pyramid_app.settings import ANSIBLE_CONFIG, PLAYBOOKS_DIR
 from tests.conftest import (ADMIN_PASSWORD, Client, assert_error, close, finish_step, in_state, settings_for,
                             stored_upload, upload_names, wait_for)
 from tests.server import REPOSITORY
@@ -128,10 +129,10 @@ class LogRecords(logging.Handler):
 
 
 def write_playbooks(directory):
-    """The repository's playbooks, and create and update steps that also
+    """The package's playbooks, and create and update steps that also
     write the digest of the secret their nodes see."""
     directory.mkdir()
-    for playbook in (REPOSITORY / "playbooks").glob("*.yml"):
+    for playbook in PLAYBOOKS_DIR.glob("*.yml"):
         (directory / playbook.name).symlink_to(playbook)
     (directory / "probe.yml").write_text(PROBE)
     for step in ("create", "update"):
@@ -203,7 +204,7 @@ def lifecycle(tmp_path_factory):
         digest.unlink()
         seen["outside_run"] = subprocess.run(
             [ANSIBLE_PLAYBOOK, "-i", "hosts.yml", "-e", "@secrets.json", str(playbooks / "probe.yml")], cwd=outside,
-            capture_output=True, text=True, env=dict(os.environ, ANSIBLE_CONFIG=str(REPOSITORY / "ansible.cfg")))
+            capture_output=True, text=True, env=dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE_CONFIG)))
         seen["outside_digest"] = digest.read_text()
 
         testapp.put_json("/v1/users/alice", {"password": PASSWORDS["alice_new"]}, headers=api.as_admin)

@@ -182,6 +182,7 @@ def test_a_project_deleting_its_clusters_keeps_its_uploads_until_they_are_torn_d
             with manager:
                 cluster = app_root(connection).projects["demo"].clusters["c1"]
                 run = cluster.step_runs[0]
+                run.start(None)
                 run.finish("successful", 0, {}, None)
                 cluster.run_finished(run)
                 assert "demo" not in app_root(connection).projects
@@ -232,6 +233,8 @@ def test_a_failing_cluster_step_raises_a_warning(tmp_path):
         with transaction.manager:
             cluster = app_root(connection).projects["demo"].clusters["c1"]
             run = cluster.step_runs[0]
+            run.start(None)
+            cluster.run_started(run)
             run.finish("failed", 2, {}, "node-1 unreachable in 'Ping': timed out")
             cluster.run_finished(run)
         connection.close()

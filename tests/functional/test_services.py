@@ -189,3 +189,46 @@ def test_unknown_playbook_steps_and_bad_names_are_400(testapp, api):
     assert_error(register(testapp, api.as_admin, version="../1", status=400), 400)
     assert_error(register(testapp, api.as_admin, template=5, status=400), 400)
     assert_nothing_registered(testapp, api.as_admin)
+
+
+PLAYBOOKS = {"create": "cluster_create.yml", "update": "cluster_update.yml", "teardown": "cluster_teardown.yml"}
+
+
+@pytest.mark.parametrize("pattern", [r"(a)\1", r"(?=a)a", r"(?<!b)a", "("])
+def test_an_option_pattern_re2_cannot_take_is_refused_naming_the_option(testapp, api, pattern):
+    response = register(testapp, api.as_admin, status=400,
+                        options={"optional": {"user": {"type": "string", "pattern": pattern, "default": "a"}}})
+    body = assert_error(response, 400, "ValidationFailed")
+    assert body["details"][0]["name"] == "options.optional.user.pattern", body
+    assert "RE2" in body["details"][0]["description"] and "optional.user.pattern" in body["message"], body
+    assert_nothing_registered(testapp, api.as_admin)
+
+
+def test_option_patterns_match_in_linear_time(testapp, api):
+    """^(a+)+$ backtracks exponentially in Python's re; RE2 takes it, and
+    refuses a long near-miss at once."""
+    register(testapp, api.as_admin, options={"optional": {"user": {"type": "string", "pattern": "^(a+)+$",
+                                                                    "default": "a"}}},
+             template="all:\n  hosts:\n    h1:\n", playbooks=PLAYBOOKS)
+    api.project("demo", api.as_admin)
+    clusters = "/v1/projects/demo/clusters"
+    response = testapp.post_json(clusters, {"name": "c1", "service": "gluster",
+                                            "options": {"user": "a" * 100_000 + "!"}}, headers=api.as_admin, status=400)
+    assert "does not match the pattern" in assert_error(response, 400, "ValidationFailed")["details"][0]["description"]
+    assert testapp.get(clusters, headers=api.as_admin).json["count"] == 0
+    testapp.post_json(clusters, {"name": "c1", "service": "gluster", "options": {"user": "a" * 1000}},
+                      headers=api.as_admin, status=201)
+
+
+@pytest.mark.parametrize("spec, where", [
+    ({"type": "size", "default": "2P"}, "default"),
+    ({"type": "size", "maximum": "99999999999999T"}, "maximum"),
+    ({"type": "duration", "default": "99999999999999h"}, "default"),
+    ({"type": "duration", "maximum": 31536001}, "maximum"),
+])
+def test_sizes_and_durations_beyond_their_bounds_are_refused(testapp, api, spec, where):
+    response = register(testapp, api.as_admin, status=400, options={"optional": {"x": spec}})
+    detail = assert_error(response, 400, "ValidationFailed")["details"][0]
+    assert detail["name"] == f"options.optional.x.{where}", detail
+    assert "more than 1P" in detail["description"] or "longer than 365d" in detail["description"], detail
+    assert_nothing_registered(testapp, api.as_admin)

@@ -57,7 +57,6 @@ from webtest.http import StopableWSGIServer
 
 from pyramid_app import main
 from pyramid_app.connections import database
-from pyramid_app.models.run import QUEUE_SIGNAL
 from pyramid_app.resources import app_root
 from pyramid_app.security import callback_keys, job_secret
 from tests.conftest import (Client, assert_error, close, in_state, new_private_key, settings_for, stored_upload,
@@ -676,7 +675,7 @@ def sweep_now(world):
     with database(world.app.registry).transaction() as connection:
         root = app_root(connection)
         assert root.projects["pa"].clusters["ca"].request_sweep(root.run_queue) is not None
-    QUEUE_SIGNAL.notify()
+    world.app.registry.dispatcher.signals.queue.notify()
 
 
 @pytest.fixture(scope="module")

@@ -333,7 +333,7 @@ BAD_BODIES = [
     ({"secret": "too-short"}, "secret"),
     ({"secret": None}, None),  # null is the default: accepted
     ({"name": "Not A Name"}, "name"),
-    ({"colour": "blue"}, ""),
+    ({"colour": "blue"}, "colour"),
 ]
 
 

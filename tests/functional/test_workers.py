@@ -18,7 +18,7 @@ from pyramid_app.models.worker import Worker
 from pyramid_app.resources import app_root
 from tests.conftest import Client, assert_error, close, settings_for, wait_for
 from tests.crashes import start_server, wait
-from tests.server import REPOSITORY
+from tests.server import REPOSITORY, Server
 
 
 @pytest.fixture
@@ -205,3 +205,15 @@ def test_an_api_process_without_a_dispatcher_drains_at_once(tmp_path):
         assert server.process.wait(timeout=15) == 0
     finally:
         server.stop()
+
+
+def test_sigterm_stops_a_server_started_with_sigint_ignored(tmp_path):
+    """A shell starts background jobs (`pserve development.ini &`) with
+    SIGINT ignored; the drain ends with SIGINT, which must still stop it."""
+    server = Server(tmp_path / "var", env={"PROVISIONER_START_DISPATCHER": "false"},
+                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)).start()
+    try:
+        os.kill(server.process.pid, signal.SIGTERM)
+        assert server.process.wait(timeout=15) == 0
+    finally:
+        server.stop(signal.SIGKILL)

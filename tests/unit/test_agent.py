@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.server import REPOSITORY
+from pyramid_app.settings import ROLES_DIR
 
 def load_agent():
     loader = SourceFileLoader("provisioner_agent",
-                              str(REPOSITORY / "roles" / "provisioner_jobs" / "files" / "provisioner-agent"))
+                              str(ROLES_DIR / "provisioner_jobs" / "files" / "provisioner-agent"))
     module = importlib.util.module_from_spec(importlib.util.spec_from_loader("provisioner_agent", loader))
     loader.exec_module(module)
     return module

@@ -21,6 +21,7 @@ from pyramid_app.catalog import (
     size_to_bytes,
     template_options,
 )
+from pyramid_app.units import MAX_DURATION, MAX_SIZE
 
 # The `PUT /services/<name>/<version>/options` example of the big-data PaaS
 # seed, as written there except for its trailing comma.
@@ -503,13 +504,22 @@ def test_anything_but_text_is_refused_for_a_string(value):
 @given(st.integers(0, 10**6), st.sampled_from("KMGTP"), st.booleans())
 def test_size_units_are_powers_of_1024(number, unit, lower):
     text = f"{number}{unit.lower() if lower else unit}"
-    assert size_to_bytes(text) == number * 1024 ** ("KMGTP".index(unit) + 1)
+    size = number * 1024 ** ("KMGTP".index(unit) + 1)
+    if size <= MAX_SIZE:
+        assert size_to_bytes(text) == size
+    else:  # sizes are bounded
+        with pytest.raises(ValueError, match="more than 1P"):
+            size_to_bytes(text)
 
 
 @given(st.integers(0, 10**6), st.sampled_from([("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]))
 def test_duration_units(number, unit):
     letter, seconds = unit
-    assert duration_to_seconds(f"{number}{letter}") == number * seconds
+    if number * seconds <= MAX_DURATION:
+        assert duration_to_seconds(f"{number}{letter}") == number * seconds
+    else:  # durations are bounded
+        with pytest.raises(ValueError, match="longer than 365d"):
+            duration_to_seconds(f"{number}{letter}")
 
 
 option_names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,20}", fullmatch=True)

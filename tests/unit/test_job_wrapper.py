@@ -1,4 +1,4 @@
-"""The job wrapper (roles/provisioner_jobs/files/provisioner-job), run for
+"""The job wrapper (ansible/roles/provisioner_jobs/files/provisioner-job), run for
 real as a subprocess on temporary job directories: real jobs, real process
 groups, signals, time and memory limits, and a real HTTP server for the
 callbacks. No mocks."""
@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from pyramid_app.settings import ROLES_DIR
 from pyramid_app.uploads import JOB_FILES
 
 REPO = Path(__file__).resolve().parents[2]
-WRAPPER = REPO / "roles" / "provisioner_jobs" / "files" / "provisioner-job"
+WRAPPER = ROLES_DIR / "provisioner_jobs" / "files" / "provisioner-job"
 
 
 # ----------------------------------------------------------------- helpers

@@ -527,3 +527,23 @@ def test_any_inventory_survives_dump_and_parse(hosts, variables):
     assert [type(value) for value in again["all"]["vars"].values()] == [
         type(value) for value in variables.values()
     ]
+
+
+PORT_TEMPLATE = "all:\n  hosts:\n    h1:\n      ansible_port: {{ options.port }}\n"
+
+
+@pytest.mark.parametrize("port", [0, 65536, 99999, "99999", "ssh", True, 22.5])
+def test_an_ansible_port_outside_1_to_65535_is_refused(port):
+    with pytest.raises(TemplateError, match="h1: ansible_port"):
+        render_inventory(PORT_TEMPLATE, options={"port": port}, cluster=CLUSTER, project="p")
+
+
+def test_ports_are_checked_where_ansible_reads_them():
+    for port in (1, 22, "2222", 65535):
+        render_inventory(PORT_TEMPLATE, options={"port": port}, cluster=CLUSTER, project="p")
+    # a group's port is each of its hosts'; an Ansible expression is Ansible's to resolve
+    with pytest.raises(TemplateError, match="h1: ansible_port 70000"):
+        render_inventory("all:\n  vars:\n    ansible_port: 70000\n  hosts:\n    h1:\n", options={}, cluster=CLUSTER,
+                         project="p")
+    render_inventory("all:\n  hosts:\n    h1:\n      ansible_port: {% raw %}'{{ port }}'{% endraw %}\n", options={},
+                     cluster=CLUSTER, project="p")

@@ -1,7 +1,6 @@
 """Secrets sealed at rest (pyramid_app/sealing.py) and private keys read
 for credentials (models/credential.py): real AES-GCM, real keys made by
 ssh-keygen and by the cryptography package."""
-import os
 import shutil
 import stat
 import subprocess

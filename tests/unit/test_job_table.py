@@ -1,0 +1,205 @@
+"""A cluster's JobTable on the model itself (models/job.py): placement by
+priority, age and room, pinned nodes, deps, reports, retries, cancel,
+restart and purge, the indexes and counters staying true, and the state
+machine (TRANSITIONS) refusing what it does not allow."""
+import logging
+
+import pytest
+
+from pyramid_app.errors import Conflict
+from pyramid_app.models import job as job_model
+from pyramid_app.models import notes
+from pyramid_app.models.base import IllegalTransition
+from tests.unit.model_world import World
+
+
+@pytest.fixture
+def world(tmp_path):
+    world = World(tmp_path)
+    yield world
+    world.close()
+
+
+@pytest.fixture
+def cluster(world):
+    """Two local nodes of 2 cpus and 4G each (the batch defaults)."""
+    return world.active(nodes=2)
+
+
+def spec(name, **given):
+    return dict({"name": name, "cmd": "true", "cpus": 1, "memory": "1G", "time": "1h", "retries": 0, "priority": 0,
+                 "rep_grp": "", "cwd": "", "env": {}, "deps": [], "files": [], "node": None}, **given)
+
+
+def capacity(cluster):
+    return {node: (r["cpus"], r["memory_mb"]) for node, r in cluster.node_resources.items()}
+
+
+def states(table):
+    return {name: table[name].state for name in table.names()}
+
+
+def counts(table):
+    return {state: table.count("state", state) for state in job_model.STATES if table.count("state", state)}
+
+
+def report(state, **fields):
+    return dict({"state": state}, **fields)
+
+
+def test_the_table_names_every_state_and_only_restart_leaves_a_finished_one():
+    table = job_model.TRANSITIONS
+    assert set(table) == set(job_model.STATES) | {None}
+    assert table[None] == job_model.WAITING
+    assert all(table[state] == (job_model.QUEUED,) for state in job_model.FINISHED)
+    assert all(set(allowed) <= set(job_model.STATES) for allowed in table.values())
+    # nothing skips the queue to a node, nor succeeds without running
+    assert [state for state, allowed in table.items() if job_model.LAUNCHING in allowed] == [job_model.QUEUED]
+    assert [state for state, allowed in table.items() if job_model.SUCCEEDED in allowed] == [job_model.RUNNING]
+
+
+def test_submit_queues_or_holds_jobs_and_counts_them(cluster):
+    table = cluster.jobs
+    table.submit([spec("a", rep_grp="g1"), spec("b", deps=["a"], rep_grp="g1"), spec("c", rep_grp="g2")])
+    assert states(table) == {"a": "queued", "b": "dependent", "c": "queued"}
+    assert counts(table) == {"queued": 2, "dependent": 1}
+    assert table.counts_by_group() == {"g1": {"queued": 1, "dependent": 1}, "g2": {"queued": 1}}
+    assert list(table.names_where("rep_grp", "g1")) == ["a", "b"]
+    with pytest.raises(Conflict, match="Job names taken or repeated: a, d"):
+        table.submit([spec("a"), spec("d"), spec("d")])
+    assert len(table) == 3
+
+
+def test_placement_by_priority_then_age_within_each_nodes_room(cluster):
+    table = cluster.jobs
+    table.submit([spec("old"), spec("big", cpus=2, memory="3G"), spec("urgent", priority=10), spec("later"),
+                  spec("huge", cpus=3), spec("pinned", node="node-2")])
+    picked = table.pick(capacity(cluster))
+    by_node = {node: [job.name for job in jobs] for node, jobs in picked.items()}
+    # urgent first, on the freest node (by name among equals), then the oldest; big no longer fits
+    # anywhere, so the younger that do go on; pinned only where it is pinned
+    assert by_node == {"node-1": ["urgent", "later"], "node-2": ["old", "pinned"]}
+    assert states(table)["big"] == states(table)["huge"] == "queued"
+    assert table.usage() == {"node-1": (2, 2048), "node-2": (2, 2048)}
+    assert all(job.attempts == 1 and job.node == node for node, jobs in picked.items() for job in jobs)
+    assert sorted(table.names_where("node", "node-2")) == ["old", "pinned"]
+    # `ahead` lets a node hold more than it runs at once (an agent starts them as room frees); a
+    # job bigger than every node is never placed
+    again = table.pick(capacity(cluster), ahead=2)
+    assert {node: [job.name for job in jobs] for node, jobs in again.items()} == {"node-1": ["big"]}
+    assert states(table)["huge"] == "queued" and table.pick(capacity(cluster), ahead=8) == {}
+
+
+def test_reports_move_an_attempt_and_a_failure_with_retries_left_queues_it_again(cluster):
+    table = cluster.jobs
+    job, = table.submit([spec("flaky", retries=1)])
+    table.pick(capacity(cluster))
+    assert table.record(job, 1, report("running", pid=42))
+    assert (job.state, job.pid) == ("running", 42) and job.started_at
+    assert not table.record(job, 0, report("finished", exit_code=0))  # an old attempt's: ignored
+    table.record(job, 1, report("finished", exit_code=3))
+    assert (job.state, job.attempts, job.fail_reason) == ("queued", 1, "exit code 3")  # its one retry
+    table.pick(capacity(cluster))
+    table.record(job, 2, report("finished", exit_code=3))
+    assert (job.state, job.attempts, job.exit_code) == ("failed", 2, 3) and job.ended_at
+    assert counts(table) == {"failed": 1}
+
+
+def test_an_attempt_that_never_started_does_not_count(cluster):
+    table = cluster.jobs
+    job, = table.submit([spec("j")])
+    table.pick(capacity(cluster))
+    table.record(job, 1, report("missing"))
+    assert (job.state, job.attempts) == ("queued", 0)
+    table.pick(capacity(cluster))
+    job.failed_launch = "run 1 failed: no such file"
+    table.record(job, 1, report("missing"))  # a launch failing every time must not loop
+    assert (job.state, job.fail_reason) == ("failed", "it could not be launched: run 1 failed: no such file")
+
+
+def test_deps_release_or_fail_their_dependents(cluster):
+    table = cluster.jobs
+    a, b, c, d = table.submit([spec("a"), spec("b"), spec("after-a", deps=["a"]), spec("after-both", deps=["a", "b"])])
+    table.pick(capacity(cluster))
+    table.record(a, 1, report("finished", exit_code=0))
+    assert (c.state, d.state) == ("queued", "dependent")  # d waits for b too
+    with pytest.raises(Conflict, match="Job 'a' is a dependency of after-a, after-both, which have not finished"):
+        table.purge(a)
+    table.record(b, 1, report("lost"))
+    assert (b.state, d.state, d.fail_reason) == ("lost", "failed", "dependency b lost")
+    late, = table.submit([spec("after-b", deps=["b"])])  # a dep that already failed fails it at once
+    assert (late.state, late.fail_reason) == ("failed", "dependency b lost")
+
+
+def test_cancel_restart_and_purge(cluster):
+    table = cluster.jobs
+    waiting, out, dependent = table.submit([spec("waiting", node="node-2"), spec("out"), spec("dependent",
+                                                                                              deps=["out"])])
+    table.pick({"node-1": capacity(cluster)["node-1"]})
+    assert (waiting.state, out.state) == ("queued", "launching")
+    assert table.cancel(waiting) is False  # nothing to kill
+    assert table.cancel(out) is True  # its process must be killed on its node
+    assert states(table) == {"waiting": "cancelled", "out": "cancelled", "dependent": "failed"}
+    assert dependent.fail_reason == "dependency out cancelled"
+    with pytest.raises(Conflict, match="is cancelled already"):
+        table.cancel(out)
+    table.restart(out)
+    assert (out.state, out.fail_reason, out.ended_at) == ("queued", None, None)
+    with pytest.raises(Conflict, match="cancel it before purging"):
+        table.purge(out)
+    table.purge(dependent)
+    assert "dependent" not in table and dependent.id not in cluster.app_root.jobs_by_id
+    assert counts(table) == {"queued": 1, "cancelled": 1}
+
+
+def test_illegal_moves_are_refused_and_leave_the_indexes_true(cluster):
+    table = cluster.jobs
+    job, = table.submit([spec("j")])
+    for state in ("running", "succeeded", "lost", "dependent", "queued"):
+        with pytest.raises(IllegalTransition, match=f"job demo/c1/j is queued: it cannot become {state}"):
+            table.move(job, state)
+    assert job.state == "queued" and counts(table) == {"queued": 1} and len(table.queue) == 1
+    table.pick(capacity(cluster))
+    table.record(job, 1, report("finished", exit_code=0))
+    with pytest.raises(IllegalTransition, match="is succeeded: it cannot become running"):
+        table.move(job, "running")
+    assert counts(table) == {"succeeded": 1}
+
+
+def test_a_waiting_job_that_fails_is_not_retried(cluster):
+    """A job queued again (an earlier attempt failed) whose pinned node an
+    update removes fails for good: its retries are for attempts that ran."""
+    table = cluster.jobs
+    job, = table.submit([spec("j", retries=3, node="node-2")])
+    table.pick(capacity(cluster))
+    table.record(job, 1, report("lost"))
+    assert (job.state, job.attempts) == ("queued", 1)
+    table.finish(job, "failed", fail_reason="its node node-2 was removed")
+    assert (job.state, job.fail_reason) == ("failed", "its node node-2 was removed")
+
+
+def test_each_change_is_one_line_once_committed_and_placing_for_agents_wakes_them(world, cluster, caplog):
+    world.commit()
+    caplog.set_level(logging.INFO, logger="pyramid_app")
+    heard = []
+    notes.COMMIT_LISTENERS.append(heard.append)
+    try:
+        job, = cluster.jobs.submit([spec("j7")])
+        cluster.request_scheduling()
+        world.commit()
+        assert [r.getMessage() for r in caplog.records if r.name == "pyramid_app.models.job"] == [
+            "cluster demo/c1: 1 job submitted (1 queued, 0 dependent)"]
+        caplog.clear()
+        cluster.schedule(world.root.services.lookup("batch").playbooks, world.root.run_queue)
+        cluster.jobs.record(job, 1, report("running"))
+        cluster.jobs.record(job, 1, report("finished", exit_code=1))
+        assert not [r for r in caplog.records if r.name == "pyramid_app.models.job"]
+        world.commit()
+    finally:
+        notes.COMMIT_LISTENERS.remove(heard.append)
+    assert [r.getMessage() for r in caplog.records if r.name == "pyramid_app.models.job"] == [
+        "job demo/c1/j7 attempt 1 queued -> launching on node node-1",
+        "job demo/c1/j7 attempt 1 launching -> running on node node-1",
+        "job demo/c1/j7 attempt 1 running -> failed: exit code 1"]
+    # the batch service's agents pull: placing wakes their polls
+    assert heard == [{notes.SCHEDULING_WANTED}, {notes.AGENT_JOBS_CHANGED}]
