@@ -60,10 +60,10 @@ class Server:
             self.process.wait(timeout=60)
         self.process = None
 
-    def request(self, method, path, body=None, token=None):
+    def request(self, method, path, body=None, token=None, headers=None):
         """(status, headers, parsed JSON or text) for one request."""
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method)
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=dict(headers or {}))
         if body is not None:
             request.add_header("Content-Type", "application/json")
         if token:

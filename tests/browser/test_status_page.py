@@ -10,11 +10,8 @@ CSRF token refused.
 The tests run in order on one server and one browser (the module's
 fixtures), in one xdist group. How long events take from their commit to
 the page is printed, not asserted."""
-import json
 import math
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
@@ -32,18 +29,15 @@ PROJECT = "/v1/projects/demo"
 
 def http(server, method, path, body=None, headers=None):
     """(status, headers, parsed JSON or text) of one request with the given headers."""
-    request = urllib.request.Request(server.url + path, method=method, headers=dict(headers or {}),
-                                     data=None if body is None else json.dumps(body).encode())
-    if body is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            status, answer_headers, raw = response.status, response.headers, response.read()
-    except urllib.error.HTTPError as error:
-        status, answer_headers, raw = error.code, error.headers, error.read()
-    text = raw.decode()
-    is_json = answer_headers.get("Content-Type", "").startswith("application/json")
-    return status, answer_headers, json.loads(text) if is_json and text else text
+    return server.request(method, path, body, headers=headers)
+
+
+def job_row_of_group(page, group):
+    """The name of the first job row whose reporting group is `group`."""
+    return page.execute_script(
+        "return [...document.querySelectorAll('tr[data-test=\"job-row\"]')]"
+        ".find(r => r.querySelector('[data-field=\"rep_grp\"]').textContent === arguments[0]).dataset.name",
+        group)
 
 
 def until(driver, condition, timeout=30, what="the page"):
@@ -238,9 +232,7 @@ def test_cancel_one_job_and_see_it_cancelled(page, server):
     fill(page, "#job-rep-grp", "slow")
     find(page, "#job-submit").click()
     until(page, lambda: text(page, count_cell("slow", "running")) == "1", timeout=60, what="the job to run")
-    name = page.execute_script(
-        "return [...document.querySelectorAll('tr[data-test=\"job-row\"]')]"
-        ".find(r => r.querySelector('[data-field=\"rep_grp\"]').textContent === 'slow').dataset.name")
+    name = job_row_of_group(page, "slow")
     row = f'tr[data-test="job-row"][data-name="{name}"]'
     find(page, f'{row} [data-test="job-cancel"]').click()
     until(page, lambda: text(page, f'{row} [data-field="state"]') == "cancelled", what="the job to be cancelled")
@@ -271,9 +263,7 @@ def test_markup_in_a_cmd_shows_as_text(page, server):
     fill(page, "#job-rep-grp", "markup")
     find(page, "#job-submit").click()
     until(page, lambda: text(page, count_cell("markup", "succeeded")) == "1", timeout=60, what="the job")
-    name = page.execute_script(
-        "return [...document.querySelectorAll('tr[data-test=\"job-row\"]')]"
-        ".find(r => r.querySelector('[data-field=\"rep_grp\"]').textContent === 'markup').dataset.name")
+    name = job_row_of_group(page, "markup")
     row = f'tr[data-test="job-row"][data-name="{name}"]'
     assert text(page, f'{row} [data-field="cmd"]') == "echo '<b>x</b><img src=x onerror=alert(1)>'"
     assert page.execute_script(f"return document.querySelectorAll('{row} b, {row} img').length") == 0

@@ -2,13 +2,33 @@
 models' unit tests: the rules are exercised on the objects themselves, in
 transactions of the test's own, the dispatcher off (the tests play its
 part: claim a run, end it, move its cluster on)."""
+from contextlib import contextmanager
+
 import transaction
 
 from pyramid_app import main, settings
 from pyramid_app.connections import database
+from pyramid_app.models import notes
 from pyramid_app.models.cluster import Requester
 from pyramid_app.resources import app_root
 from tests.conftest import close, settings_for
+
+
+@contextmanager
+def commit_notes():
+    """The notes each commit hands the runner's listeners, as a list that
+    grows while the block runs."""
+    heard = []
+    notes.COMMIT_LISTENERS.append(heard.append)
+    try:
+        yield heard
+    finally:
+        notes.COMMIT_LISTENERS.remove(heard.append)
+
+
+def logged(caplog, model):
+    """The messages logged so far by pyramid_app.models.<model>."""
+    return [r.getMessage() for r in caplog.records if r.name == f"pyramid_app.models.{model}"]
 
 
 class World:

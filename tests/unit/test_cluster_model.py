@@ -11,7 +11,7 @@ from pyramid_app.models import cluster as cluster_model
 from pyramid_app.models import notes
 from pyramid_app.models.base import IllegalTransition
 from pyramid_app.schemas.clusters import STATES as API_STATES
-from tests.unit.model_world import World
+from tests.unit.model_world import World, commit_notes, logged
 
 
 @pytest.fixture
@@ -134,16 +134,12 @@ def test_the_checks_of_requests_come_first_with_a_409_that_says_why(world):
 
 def test_steps_are_logged_once_committed_and_an_active_cluster_wakes_the_scheduler(world, caplog):
     caplog.set_level(logging.INFO, logger="pyramid_app")
-    heard = []
-    notes.COMMIT_LISTENERS.append(heard.append)
-    try:
+    with commit_notes() as heard:
         cluster = world.cluster()
         world.end_step(cluster)
-        assert not [r for r in caplog.records if r.name == "pyramid_app.models.cluster"]
+        assert not logged(caplog, "cluster")
         world.commit()
-    finally:
-        notes.COMMIT_LISTENERS.remove(heard.append)
-    assert [r.getMessage() for r in caplog.records if r.name == "pyramid_app.models.cluster"] == [
+    assert logged(caplog, "cluster") == [
         "cluster demo/c1: new -> queued: create step, 1 run queued",
         "cluster demo/c1: queued -> starting: create step started",
         "cluster demo/c1: starting -> active: create step succeeded"]

@@ -10,7 +10,7 @@ from pyramid_app.errors import Conflict
 from pyramid_app.models import job as job_model
 from pyramid_app.models import notes
 from pyramid_app.models.base import IllegalTransition
-from tests.unit.model_world import World
+from tests.unit.model_world import World, commit_notes, logged
 
 
 @pytest.fixture
@@ -181,23 +181,19 @@ def test_a_waiting_job_that_fails_is_not_retried(cluster):
 def test_each_change_is_one_line_once_committed_and_placing_for_agents_wakes_them(world, cluster, caplog):
     world.commit()
     caplog.set_level(logging.INFO, logger="pyramid_app")
-    heard = []
-    notes.COMMIT_LISTENERS.append(heard.append)
-    try:
+    with commit_notes() as heard:
         job, = cluster.jobs.submit([spec("j7")])
         cluster.request_scheduling()
         world.commit()
-        assert [r.getMessage() for r in caplog.records if r.name == "pyramid_app.models.job"] == [
+        assert logged(caplog, "job") == [
             "cluster demo/c1: 1 job submitted (1 queued, 0 dependent)"]
         caplog.clear()
         cluster.schedule(world.root.services.lookup("batch").playbooks, world.root.run_queue)
         cluster.jobs.record(job, 1, report("running"))
         cluster.jobs.record(job, 1, report("finished", exit_code=1))
-        assert not [r for r in caplog.records if r.name == "pyramid_app.models.job"]
+        assert not logged(caplog, "job")
         world.commit()
-    finally:
-        notes.COMMIT_LISTENERS.remove(heard.append)
-    assert [r.getMessage() for r in caplog.records if r.name == "pyramid_app.models.job"] == [
+    assert logged(caplog, "job") == [
         "job demo/c1/j7 attempt 1 queued -> launching on node node-1",
         "job demo/c1/j7 attempt 1 launching -> running on node node-1",
         "job demo/c1/j7 attempt 1 running -> failed: exit code 1"]

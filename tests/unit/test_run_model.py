@@ -15,7 +15,7 @@ from pyramid_app.models.base import IllegalTransition
 from pyramid_app.models.run import Run
 from pyramid_app.runner.dispatcher import outcome
 from pyramid_app.schemas.clusters import RUN_STATUSES
-from tests.unit.model_world import World
+from tests.unit.model_world import World, commit_notes, logged
 
 
 @pytest.fixture
@@ -82,24 +82,22 @@ def test_a_committed_change_is_logged_once_and_an_aborted_one_never(world, caplo
     run = cluster.step_runs[0]
     world.commit()
     label = f"cluster demo/c1: create run {run.name}"
-    assert [r.getMessage() for r in caplog.records if r.name == "pyramid_app.models.run"] == [f"{label} queued"]
+    assert logged(caplog, "run") == [f"{label} queued"]
     caplog.clear()
     world.claim(cluster, run)
     world.manager.abort()  # e.g. a conflict: the claim is tried again
     world.manager.begin()
-    assert not [r for r in caplog.records if r.name == "pyramid_app.models.run"]
+    assert not logged(caplog, "run")
     world.claim(cluster, run)
     run.finish("failed", 2, {}, "a task failed")
-    assert not [r for r in caplog.records if r.name == "pyramid_app.models.run"]  # nothing before the commit
+    assert not logged(caplog, "run")  # nothing before the commit
     world.commit()
     assert [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "pyramid_app.models.run"] == [
         (logging.INFO, f"{label} queued -> running"), (logging.INFO, f"{label} running -> failed: a task failed")]
 
 
 def test_queueing_a_run_wakes_the_runner_threads_once_committed(world):
-    heard = []
-    notes.COMMIT_LISTENERS.append(heard.append)
-    try:
+    with commit_notes() as heard:
         world.cluster()
         assert heard == []
         world.commit()
@@ -108,8 +106,6 @@ def test_queueing_a_run_wakes_the_runner_threads_once_committed(world):
         world.manager.abort()
         world.manager.begin()
         assert heard == [{notes.RUN_QUEUED}]  # an aborted transaction wakes no one
-    finally:
-        notes.COMMIT_LISTENERS.remove(heard.append)
 
 
 def test_evolve_step_14_spells_stored_runs_cancelled(world):
