@@ -6,6 +6,7 @@ every error: the service's own, colander's, Pyramid's and unexpected ones.
          "description": "..."}]}
 """
 import logging
+import re
 
 import colander
 
@@ -76,6 +77,7 @@ def detail(location, name, description):
 
 LOCATIONS = {"querystring": "query string"}  # how a message names a detail's location
 MESSAGES_SHOWN = 3  # problems a message spells out; details has them all
+NOT_A_MAPPING = re.compile(r'^".*" is not a mapping type: ', re.DOTALL)
 
 
 def invalid_details(invalid, location, prefix=""):
@@ -104,8 +106,12 @@ def invalid_details(invalid, location, prefix=""):
 
 
 def _worded(message):
-    # colander's own word for a missing field
-    return "required; give it a value" if message == "Required" else message
+    # colander's own words for a missing field and for a value that is no mapping
+    if message == "Required":
+        return "required; give it a value"
+    if NOT_A_MAPPING.match(message):
+        return "must be a JSON object (of names and values)"
+    return message
 
 
 def problems_text(details):

@@ -8,6 +8,7 @@ pyramid_zodbconn's `zodbconn.uri`, overridable as `PROVISIONER_ZODB_URI`.
 """
 import ipaddress
 import os
+import re
 from pathlib import Path
 
 import plaster
@@ -19,8 +20,16 @@ PREFIX = "provisioner."
 
 def parse_byte_size(value):
     """'10MiB', '10M', '10485760' -> 10485760: the API's size grammar
-    (units.py), around an ini value's spaces."""
-    return size_to_bytes(str(value).strip())
+    (units.py); settings also keep the spellings they always took: spaces
+    inside ('10 M') and a B after the unit ('10MB', '10kb', 1024-based)."""
+    text = re.sub(r"\s+", "", str(value))
+    return size_to_bytes(re.sub(r"(?<=[\dkmgtpKMGTP])[bB]$", "", text))
+
+
+def parse_setting_bool(value):
+    """The API's booleans (units.py), and an empty value, which settings
+    always read as false."""
+    return False if not str(value).strip() else parse_bool(value)
 
 
 def parse_deployment(value):
@@ -80,7 +89,7 @@ SETTINGS = {
     "admin_password": ("", str),
     "playbooks_dir": ("", str),
     "service_templates_dir": ("", str),
-    "start_dispatcher": ("true", parse_bool),
+    "start_dispatcher": ("true", parse_setting_bool),
     "callback_url": ("", str),
     "sweep_seconds": ("10", float),
     # the key ring sealing secrets at rest (sealing.py); empty: <var_dir>/secret.key
@@ -88,10 +97,10 @@ SETTINGS = {
     # the bubblewrap program local jobs run in (runner/sandbox.py), and
     # whether they share the host's network (false: a loopback of their own)
     "bwrap": ("bwrap", str),
-    "local_jobs_network": ("true", parse_bool),
+    "local_jobs_network": ("true", parse_setting_bool),
     # runs of clusters an admin created may log in with the server's own SSH
     # agent and keys (a single-user deployment); never other users' clusters
-    "lend_server_identity": ("false", parse_bool),
+    "lend_server_identity": ("false", parse_setting_bool),
     # node agents' long polls one process holds at once (each holds a server
     # thread); polls past it are answered at once, to come back a second later
     "agent_polls": ("4", int),
@@ -103,7 +112,7 @@ SETTINGS = {
     # are handed back as lost
     "drain_seconds": ("60", float),
     # SIGTERM drains (off where something else owns the process's signals)
-    "handle_signals": ("true", parse_bool),
+    "handle_signals": ("true", parse_setting_bool),
     # the event feed keeps events this long, and at most this many
     "event_max_age_seconds": ("604800", float),
     "event_max_count": ("100000", int),

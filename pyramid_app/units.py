@@ -43,23 +43,24 @@ def is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def size_to_bytes(text):
+def size_to_bytes(text, bounded=True):
     """``"512M"`` → 536870912; units are powers of 1024 (``M`` and ``MiB``
-    alike), a bare number is bytes; at most ``MAX_SIZE``."""
+    alike), a bare number is bytes; at most ``MAX_SIZE`` when `bounded`
+    (input; values stored before the bound existed are read unbounded)."""
     match = SIZE.fullmatch(text) if isinstance(text, str) else None
     if match is None:
         raise BadValue(f"{_quoted(text)} is not a size like {SIZE_EXAMPLES}")
     number, unit = match.groups()
     # Decimal, not float: "1.1G" must not come out one byte short.
     size = Decimal(number) * SIZE_UNITS[(unit or "").upper()]
-    if size > MAX_SIZE:
+    if bounded and size > MAX_SIZE:
         raise TooLarge(f"{_quoted(text)} is more than 1P, the largest size")
     return int(size)
 
 
-def duration_to_seconds(value):
+def duration_to_seconds(value, bounded=True):
     """``"2h"`` → 7200; a bare number (text or a non-negative integer) is
-    seconds; at most ``MAX_DURATION``."""
+    seconds; at most ``MAX_DURATION`` when `bounded` (as for sizes)."""
     if is_int(value) and value >= 0:
         seconds = value
     else:
@@ -69,7 +70,7 @@ def duration_to_seconds(value):
         number, unit = match.groups()
         # int() of thousands of digits is refused (and slow): those are too long anyway
         seconds = int(number) * DURATION_UNITS[unit.lower()] if len(number.lstrip("0")) <= 12 else MAX_DURATION + 1
-    if seconds > MAX_DURATION:
+    if bounded and seconds > MAX_DURATION:
         raise TooLarge(f"{_quoted(value)} is longer than 365d, the longest duration")
     return seconds
 

@@ -5,6 +5,7 @@ import copy
 import colander
 import re2
 
+from ..errors import Conflict
 from .types import OPTION_TYPES, SCALAR_TYPES, OptionsMapping, StrictList, hide, show_json
 
 OPTION_SECTIONS = ("required", "optional", "advanced")
@@ -51,7 +52,13 @@ class OneOf:
 class FullMatch:
     def __init__(self, pattern, show=show_json):
         self.pattern = pattern
-        self.compiled = compile_pattern(pattern)
+        try:
+            self.compiled = compile_pattern(pattern)
+        except re2.error:
+            # registration refuses such patterns; a service stored before it did may still have one
+            raise Conflict(f"The service's option pattern {pattern!r} is not one RE2 can take (backreferences "
+                           "and lookaround are not linear-time): an admin must register the service again with "
+                           "a pattern without them.", code="UnsafePattern") from None
         self.show = show
 
     def __call__(self, node, value):

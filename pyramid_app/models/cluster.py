@@ -15,11 +15,12 @@ import colander
 from BTrees.Length import Length
 
 from ..catalog import (credential_names, effective_options, mask_secrets, secret_names, secret_values,
-                       size_to_bytes, template_options)
+                       template_options)
 from ..errors import Conflict, ValidationFailed, detail
 from ..rendering import (CREDENTIALS_VARIABLE, TemplateError, Unsafe, effective_hostvars, inventory_nodes,
                          parse_inventory, render_inventory)
 from ..sealing import open_values, seal_values
+from ..units import size_to_bytes
 from ..resources import Folder
 from . import events, notes
 from . import job as job_states
@@ -681,7 +682,7 @@ def node_resources(inventory):
             host = hostvars[node["name"]]
             resources[node["name"]] = {
                 "cpus": int(host.get("provisioner_node_cpus", 1)),
-                "memory_mb": size_to_bytes(str(host.get("provisioner_node_memory", "1G"))) // (1024 * 1024),
+                "memory_mb": size_to_bytes(str(host.get("provisioner_node_memory", "1G")), bounded=False) // (1024 * 1024),
                 "dir": str(host.get("provisioner_node_dir", "")),
                 "local": host.get("ansible_connection") == "local",
                 # how its jobs reach it: "pull" (its agent asks the API), "push" (launch runs hand

@@ -17,7 +17,7 @@ from BTrees.Length import Length
 from BTrees.OOBTree import OOBTree, OOTreeSet, intersection
 from persistent.list import PersistentList
 
-from ..catalog import duration_to_seconds, size_to_bytes
+from ..units import duration_to_seconds, size_to_bytes
 from ..errors import Conflict
 from ..resources import Folder, object_path
 from . import events, notes
@@ -94,13 +94,14 @@ class Job(Entity):
     def cluster(self):
         return self.__parent__.__parent__
 
+    # unbounded: a job stored before the bounds (units.py) keeps what it asked for
     @property
     def memory_mb(self):
-        return size_to_bytes(self.memory) // (1024 * 1024)
+        return size_to_bytes(self.memory, bounded=False) // (1024 * 1024)
 
     @property
     def time_limit(self):
-        return duration_to_seconds(self.time)
+        return duration_to_seconds(self.time, bounded=False)
 
     @property
     def finished(self):

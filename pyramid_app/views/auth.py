@@ -67,16 +67,17 @@ def session_json(token, user, expires_at):
     return {"user": user.name, "expires_at": rfc3339(expires_at), "csrf_token": csrf_token(token)}
 
 
-@endpoint("session", "POST", summary="Sign a browser in: a session token (12 hours) in the HttpOnly, "
+@endpoint("session", "POST", summary="Sign a browser in: a session token (12 hours, or provisioner.token_max_expiration if shorter) in the HttpOnly, "
           "SameSite=Strict cookie provisioner_session, and the CSRF token its changes send as X-CSRF-Token.",
           body=schemas.SessionRequest(), response=schemas.Session(), status=201, errors=(400, 401, 415, 429),
           body_types=FORM_OR_JSON, tags=("auth",))
 def create_session(request):
-    user, token, expires_at = _signed_in(request, SESSION_SECONDS)
+    seconds = min(SESSION_SECONDS, settings.get(request, "token_max_expiration"))
+    user, token, expires_at = _signed_in(request, seconds)
     replaced = session_token(request)
     if replaced is not None:  # signing in again: the session it replaces ends
         request.app_root.users.revoke_token(token_digest(replaced))
-    _session_cookie(request, token, SESSION_SECONDS)
+    _session_cookie(request, token, seconds)
     return session_json(token, user, expires_at)
 
 

@@ -1,7 +1,11 @@
 """The service catalog through the API: built-ins, registration and every
 refusal, each with nothing stored."""
+import copy
+
 import pytest
 
+from pyramid_app.connections import database
+from pyramid_app.resources import app_root
 from tests.conftest import assert_error
 
 # The seed's options document (big-data PaaS API), exactly, without its trailing comma.
@@ -232,3 +236,23 @@ def test_sizes_and_durations_beyond_their_bounds_are_refused(testapp, api, spec,
     assert detail["name"] == f"options.optional.x.{where}", detail
     assert "more than 1P" in detail["description"] or "longer than 365d" in detail["description"], detail
     assert_nothing_registered(testapp, api.as_admin)
+
+
+def test_a_stored_pattern_re2_cannot_take_is_409_naming_the_fix(app, testapp, api):
+    """A service registered before patterns were RE2's may hold one RE2
+    refuses: creating a cluster from it says what to do, not 500."""
+    register(testapp, api.as_admin, options={"optional": {"user": {"type": "string", "pattern": "[a-z]+",
+                                                                    "default": "a"}}},
+             template="all:\n  hosts:\n    h1:\n", playbooks=PLAYBOOKS)
+    connection = database(app.registry).open()
+    with connection.transaction_manager:
+        service = app_root(connection).services.lookup("gluster", "3.7.11")
+        options = copy.deepcopy(service.options)
+        options["optional"]["user"]["pattern"] = "(?!root$)[a-z]+"  # as Python's re took it
+        service.options = options
+    connection.close()
+    api.project("demo", api.as_admin)
+    response = testapp.post_json("/v1/projects/demo/clusters", {"name": "c1", "service": "gluster"},
+                                 headers=api.as_admin, status=409)
+    assert "register the service again" in assert_error(response, 409, "UnsafePattern")["message"]
+    assert testapp.get("/v1/projects/demo/clusters", headers=api.as_admin).json["count"] == 0

@@ -69,3 +69,10 @@ def test_pserve_refuses_more_held_threads_than_waitress_has(tmp_path):
     assert ("waitress has 16 threads, and provisioner.agent_polls (12) plus provisioner.event_streams (8) "
             "may hold 20 of them: raise `threads` in [server:main] above 20") in result.stderr
     assert "Serving on" not in result.stderr + result.stdout
+
+
+def test_a_browser_session_lives_no_longer_than_the_maximum(short_tokens):
+    response = short_tokens.post_json("/v1/auth/session", {"username": "admin", "password": ADMIN_PASSWORD},
+                                      status=201)
+    assert 3598 <= lifetime(response) <= 3600  # not the 12 hours of a session
+    assert "Max-Age=3600" in response.headers["Set-Cookie"]

@@ -10,6 +10,7 @@ from pyramid_app.errors import Conflict
 from pyramid_app.models import job as job_model
 from pyramid_app.models import notes
 from pyramid_app.models.base import IllegalTransition
+from pyramid_app.units import MAX_DURATION
 from tests.unit.model_world import World, commit_notes, logged
 
 
@@ -199,3 +200,16 @@ def test_each_change_is_one_line_once_committed_and_placing_for_agents_wakes_the
         "job demo/c1/j7 attempt 1 running -> failed: exit code 1"]
     # the batch service's agents pull: placing wakes their polls
     assert heard == [{notes.SCHEDULING_WANTED}, {notes.AGENT_JOBS_CHANGED}]
+
+
+def test_a_job_stored_before_the_bounds_is_still_read_and_placed(world, cluster):
+    """Bounds refuse new input (units.py); a job a database kept from before
+    them, asking for more than they allow, is read as it asked, not an error
+    on every scheduling pass."""
+    small, = cluster.jobs.submit([spec("small")])
+    huge, = cluster.jobs.submit([spec("huge", time="1h", memory="1G")])
+    huge.memory, huge.time = "2048T", "99999999999999h"  # as an older version accepted them
+    assert huge.memory_mb == 2048 * 1024 * 1024 and huge.time_limit > MAX_DURATION
+    cluster.request_scheduling()
+    cluster.schedule(world.root.services.lookup("batch").playbooks, world.root.run_queue)
+    assert small.state != "queued" and huge.state == "queued"  # no node holds it: it waits, the rest runs

@@ -34,6 +34,16 @@ def test_byte_sizes():
     assert parse_byte_size("512") == 512
     with pytest.raises(ValueError):
         parse_byte_size("lots")
+    # the spellings settings took before sizes had one grammar still read the same
+    assert parse_byte_size("10MB") == parse_byte_size("10 MiB") == parse_byte_size(" 10 mb ") == 10485760
+    assert parse_byte_size("10kb") == 10240 and parse_byte_size("10b") == 10
+
+
+def test_an_empty_boolean_setting_is_false():
+    assert load({}, environ={"PROVISIONER_START_DISPATCHER": ""})[PREFIX + "start_dispatcher"] is False
+    assert load({}, environ={"PROVISIONER_START_DISPATCHER": "on"})[PREFIX + "start_dispatcher"] is True
+    with pytest.raises(ValueError, match="PROVISIONER_START_DISPATCHER"):
+        load({}, environ={"PROVISIONER_START_DISPATCHER": "maybe"})
 
 
 README = Path(__file__).resolve().parents[2] / "README.md"
