@@ -52,6 +52,7 @@ from pyramid_retry import is_last_attempt
 from . import settings
 from .api import endpoint
 from .connections import database
+from .runner import draining
 from .models import events as event_feed
 from .models import job as job_model
 from .models import run as run_model
@@ -169,7 +170,7 @@ class DatabaseCollector:
             "deployment": settings.get(request, "deployment"),
             "dispatcher": "true" if dispatcher.threads else "false"})
         yield _gauge("provisioner_process_draining", "1 while this process drains (SIGTERM), else 0.",
-                     int(registry.mode == "draining"))
+                     int(registry.mode == draining.DRAINING))
         running_here = bool(dispatcher.threads)
         yield _gauge("provisioner_process_runner_slots", "Runner slots of this process's dispatcher "
                      "(0 in an API process without one).", dispatcher.slots if running_here else 0)

@@ -47,6 +47,9 @@ RESULT_FIELDS = ("exit_code", "fail_reason", "pid", "started_at", "ended_at", "w
                  "stdout_tail", "stderr_tail", "failed_launch")
 # what a node says of an attempt (the wrapper's callback, an agent, job_status.yml)
 REPORT_RUNNING, REPORT_FINISHED, REPORT_LOST, REPORT_MISSING = "running", "finished", "lost", "missing"
+REPORT_STATES = (REPORT_RUNNING, REPORT_FINISHED, REPORT_LOST, REPORT_MISSING)
+# an agent never says "missing": it would requeue a running job with its attempt uncounted
+AGENT_REPORT_STATES = (REPORT_RUNNING, REPORT_FINISHED, REPORT_LOST)
 MAX_MISSES = 1000
 log = logging.getLogger(__name__)
 _sequence = itertools.count()

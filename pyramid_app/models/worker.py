@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from persistent import Persistent
 
-from .base import rfc3339, utcnow
+from .base import check_move, rfc3339, utcnow
 
 ACTIVE, DRAINING, DEAD = "active", "draining", "dead"
 # state -> the states it may move to; a worker that stops cleanly is removed
@@ -18,10 +18,6 @@ TRANSITIONS = {
     DRAINING: (DEAD,),
     DEAD: (),
 }
-
-
-class WrongWorkerState(Exception):
-    pass
 
 
 class Worker(Persistent):
@@ -43,9 +39,12 @@ class Worker(Persistent):
         self.last_seen = utcnow()
         self.busy = busy
 
+    @property
+    def label(self):
+        return f"worker {self.id}"
+
     def move(self, state, reason=None):
-        if state not in TRANSITIONS[self.state]:
-            raise WrongWorkerState(f"a {self.state} worker cannot become {state}")
+        check_move(TRANSITIONS, self, self.state, state)
         self.state = state
         self.reason = reason
 

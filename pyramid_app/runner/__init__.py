@@ -46,7 +46,7 @@ def includeme(config):
     config.add_tween("pyramid_app.runner.callback_url_tween_factory")
     config.add_tween("pyramid_app.runner.draining.refuse_new_work_tween_factory", under=EXCVIEW)
     registry = config.registry
-    registry.mode = "started"
+    registry.mode = draining.STARTED
     var_dir = settings.get(registry, "var_dir")
     registry.dispatcher = Dispatcher(
         database(registry), var_dir, settings.get(registry, "playbooks_dir"), settings.get(registry, "runner_slots"),

@@ -15,6 +15,8 @@ from ..errors import APIError
 
 log = logging.getLogger(__name__)
 
+STARTED, DRAINING = "started", "draining"  # a process's mode, as /v1/info says it
+MODES = (STARTED, DRAINING)
 RETRY_AFTER_SECONDS = 5
 # what a draining process still takes: the results of work already out there
 STILL_ACCEPTED = ("/v1/job-reports", "/v1/agents/reports")
@@ -24,9 +26,9 @@ GRACE_SECONDS = 1.0  # for requests in flight, when the process runs no playbook
 def start_draining(registry, then):
     """Drain in a thread of its own (a signal handler must return), then
     call `then()`; a second signal changes nothing."""
-    if registry.mode == "draining":
+    if registry.mode == DRAINING:
         return
-    registry.mode = "draining"
+    registry.mode = DRAINING
     log.warning("draining: no new work is taken; running playbooks get %g s to finish",
                 settings.get(registry, "drain_seconds"))
     threading.Thread(target=_drain, args=(registry, then), name="draining", daemon=True).start()
@@ -59,7 +61,7 @@ def install(registry):
 
 def refuse_new_work_tween_factory(handler, registry):
     def refuse_new_work(request):
-        if registry.mode == "draining" and not is_read_only(request) and request.path_info not in STILL_ACCEPTED:
+        if registry.mode == DRAINING and not is_read_only(request) and request.path_info not in STILL_ACCEPTED:
             raise APIError("This process is draining (it is being stopped); send the request again, to another "
                            "process.", status=503, code="Draining",
                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})

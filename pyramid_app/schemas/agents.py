@@ -1,6 +1,8 @@
 """What node agents send and are told (pyramid_app/agents.py)."""
 import colander
 
+from ..models import job as job_model
+
 from .common import StrictInteger, StrictString
 from .jobs import AttemptReport
 from .services import AnyObject
@@ -16,8 +18,8 @@ class AgentReport(AttemptReport):
     again without counting the attempt)."""
 
     id = colander.SchemaNode(StrictString(), validator=colander.Length(1, 64))
-    state = colander.SchemaNode(StrictString(), missing="finished",
-                                validator=colander.OneOf(["running", "finished", "lost"]))
+    state = colander.SchemaNode(StrictString(), missing=job_model.REPORT_FINISHED,
+                                validator=colander.OneOf(job_model.AGENT_REPORT_STATES))
 
 
 class Holding(colander.SequenceSchema):

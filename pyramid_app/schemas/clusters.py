@@ -2,11 +2,12 @@ import sys
 
 import colander
 
+from ..models import cluster as cluster_model
 from ..models import run as run_model
 from .common import Entity, Name, Pagination, QueryBoolean, StrictMapping, StrictString
 from .services import VERSION_PATTERN, AnyObject
 
-STATES = ("queued", "starting", "active", "updating", "deleting", "deleted", "failed")
+STATES = cluster_model.STATES
 RUN_STATUSES = run_model.STATUSES
 MAX_EVENT_COUNTER = 2**31 - 1  # a run keeps its events in an IOBTree, whose keys are 32-bit
 

@@ -1,5 +1,8 @@
 import colander
 
+from ..models import worker as worker_model
+from ..runner import draining
+
 
 class Version(colander.MappingSchema):
     component_name = "ServerVersion"  # not a service's
@@ -19,7 +22,7 @@ class Info(colander.MappingSchema):
     pid = colander.SchemaNode(colander.Int())
     storage = colander.SchemaNode(colander.String(), description="The ZODB URI, without credentials.")
     deployment = colander.SchemaNode(colander.String(), validator=colander.OneOf(["development", "production"]))
-    mode = colander.SchemaNode(colander.String(), validator=colander.OneOf(["started", "draining"]))
+    mode = colander.SchemaNode(colander.String(), validator=colander.OneOf(draining.MODES))
     runner = Runner()
 
 
@@ -35,6 +38,6 @@ class Worker(colander.MappingSchema):
     last_seen = colander.SchemaNode(colander.String(), description="Its last heartbeat, RFC 3339, UTC.")
     slots = colander.SchemaNode(colander.Int(), description="Playbook runs it may execute at once.")
     busy = colander.SchemaNode(colander.Int(), description="Runs it was executing at its last heartbeat.")
-    state = colander.SchemaNode(colander.String(), validator=colander.OneOf(["active", "draining", "dead"]),
+    state = colander.SchemaNode(colander.String(), validator=colander.OneOf(list(worker_model.TRANSITIONS)),
                                 description="dead: silent past the lease (or its process exited); its runs are lost.")
     reason = colander.SchemaNode(colander.String(), missing=None, description="Why it is dead.")

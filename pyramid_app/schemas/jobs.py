@@ -4,6 +4,7 @@ import re
 import colander
 
 from ..units import duration_to_seconds, size_to_bytes
+from ..models import job as job_model
 from ..models.job import STATES
 from .common import (Entity, Name, Pagination, QueryBoolean, StrictInteger, StrictMapping, StrictString,
                      is_absent, name_validator)
@@ -196,8 +197,8 @@ class AttemptReport(colander.MappingSchema):
     """What a node says of one attempt of a job; other fields are ignored."""
 
     attempt = colander.SchemaNode(StrictInteger())
-    state = colander.SchemaNode(StrictString(), missing="finished",
-                                validator=colander.OneOf(["running", "finished", "lost", "missing"]))
+    state = colander.SchemaNode(StrictString(), missing=job_model.REPORT_FINISHED,
+                                validator=colander.OneOf(job_model.REPORT_STATES))
     pid = _optional(StrictInteger())
     exit_code = _optional(StrictInteger(), colander.Range(-255, 255))
     signal = _optional(StrictInteger(), colander.Range(0, 128))

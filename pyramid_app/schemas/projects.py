@@ -1,5 +1,6 @@
 import colander
 
+from ..models import project as project_model
 from ..models.project import ROLES
 from .common import Entity, Name, Pagination, StrictMapping, StrictString
 
@@ -17,7 +18,7 @@ class ProjectUpdate(StrictMapping):
 
 class Project(Entity):
     description = colander.SchemaNode(colander.String())
-    state = colander.SchemaNode(colander.String(), validator=colander.OneOf(["active", "deleting"]))
+    state = colander.SchemaNode(colander.String(), validator=colander.OneOf([project_model.ACTIVE, project_model.DELETING]))
     members = colander.SchemaNode(colander.Int(), description="How many members.")
     clusters = colander.SchemaNode(colander.Int(), description="How many clusters.")
 

@@ -6,6 +6,7 @@ from pyramid.response import Response
 from .. import settings
 from ..api import created, endpoint, no_content, page
 from ..errors import APIError, Conflict, ValidationFailed, detail
+from ..models import project as project_states
 from ..models.cluster import Requester, configure
 from ..rendering import inventory_as_ini, inventory_as_json, parse_inventory
 from ..runner import sandbox, streams
@@ -36,7 +37,7 @@ def _service(request, name, version):
 
 
 def _open_project(project):
-    if project.state != "active":
+    if project.state != project_states.ACTIVE:
         raise Conflict(f"Project {project.name!r} is {project.state}; it takes no new clusters.", code="WrongState")
 
 

@@ -10,6 +10,7 @@ from pyramid.response import Response
 from .. import settings
 from ..api import created, endpoint, no_content, page
 from ..errors import APIError, Conflict, NotFound, ValidationFailed, detail
+from ..models import cluster as cluster_states
 from ..models.cluster import own_directory
 from ..models.job import STATES
 from ..schemas import jobs as schemas
@@ -21,7 +22,7 @@ TAGS = ("jobs",)
 
 
 def _active_cluster(cluster):
-    if cluster.state != "active":
+    if cluster.state != cluster_states.ACTIVE:
         raise Conflict(f"Cluster {cluster.name!r} is {cluster.state}; jobs run only on an active cluster.",
                        code="WrongState")
 

@@ -4,7 +4,8 @@ from datetime import timedelta
 
 import pytest
 
-from pyramid_app.models.worker import TRANSITIONS, Worker, WrongWorkerState
+from pyramid_app.models.base import IllegalTransition
+from pyramid_app.models.worker import TRANSITIONS, Worker
 from pyramid_app.runner.workers import Membership
 
 
@@ -21,7 +22,7 @@ def test_a_worker_moves_only_as_its_table_says():
                 record.move(target, "why")
                 assert record.state == target
             else:
-                with pytest.raises(WrongWorkerState):
+                with pytest.raises(IllegalTransition):
                     record.move(target)
     assert TRANSITIONS["dead"] == ()  # a dead worker never comes back: it registers again
 
