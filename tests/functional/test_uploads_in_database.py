@@ -9,6 +9,7 @@ import os
 import shutil
 import stat
 import threading
+import time
 
 import pytest
 import transaction
@@ -211,6 +212,10 @@ def upload_read_elsewhere(tmp_path, first, second):
     api.project("demo", api.as_admin)
     api.testapp.put("/v1/projects/demo/uploads?path=inputs/data.bin", body, headers=dict(api.as_admin, **OCTETS),
                     status=201)
+    # ZEO tells the other client of the commit asynchronously: it sees it within moments, not at once
+    deadline = time.monotonic() + 10
+    while stored_upload(second, "demo", "inputs/data.bin") is None and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert stored_upload(second, "demo", "inputs/data.bin") == body
     # a launch run of the other process copies it out of the database into its own directory
     target = tmp_path / "b" / "runs" / "r1" / "credentials" / "uploads"

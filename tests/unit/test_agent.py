@@ -44,8 +44,14 @@ def enqueue(agent, *specs):
 
 
 def status(agent, name):
+    """The job's status.json, or None before it is written whole (the
+    supervisor writes it in one write() without a temporary file, as
+    provisioner-job's write_json says: a reader may find it empty)."""
     path = Path(agent.jobs_dir, f"{name}-1", "status.json")
-    return json.loads(path.read_text()) if path.exists() else None
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def settle(agent, until, timeout=20):

@@ -43,7 +43,7 @@ def test_settings_use_the_same_grammars(tmp_path):
                      "provisioner.handle_signals": "off"}, environ={"PROVISIONER_START_DISPATCHER": "No"})
     assert settings["provisioner.max_body_size"] == 1024 * 1024 * 3 // 2
     assert settings["provisioner.handle_signals"] is False and settings["provisioner.start_dispatcher"] is False
-    for bad in ({"provisioner.max_body_size": "10MB"}, {"provisioner.max_body_size": "2P"},
+    for bad in ({"provisioner.max_body_size": "10 furlongs"}, {"provisioner.max_body_size": "2P"},
                 {"provisioner.handle_signals": "sometimes"}):
         with pytest.raises(ValueError, match="provisioner."):
             load(dict(bad, **{"provisioner.var_dir": str(tmp_path)}), environ={})
