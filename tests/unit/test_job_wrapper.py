@@ -917,10 +917,12 @@ def test_a_sandboxed_job_reports_exit_codes_and_signals(jobs_root):
 @needs_bwrap
 def test_a_sandboxed_timeout_kills_the_whole_tree_after_sigterm_and_its_grace(jobs_root):
     sleep, trapped = marker_sleep(), marker_sleep()
-    plain = make_spec(jobs_root, f"{sleep} & {sleep}", time_limit=1, sandbox=SANDBOX)
+    # a limit of 3 s: the sleeps live that long, time enough for the test to
+    # see them on a loaded machine (at 1 s a CI run once missed them)
+    plain = make_spec(jobs_root, f"{sleep} & {sleep}", time_limit=3, sandbox=SANDBOX)
     # SIGTERM reaches the job, not bwrap: the job has time to clean up
     graceful = make_spec(jobs_root, f"trap 'sleep 0.5; echo cleaned up; exit 0' TERM; {trapped} & wait",
-                         time_limit=1, sandbox=SANDBOX)
+                         time_limit=3, sandbox=SANDBOX)
     start(jobs_root, plain, graceful)
     wait_processes(sleep, 2)
 
@@ -928,7 +930,7 @@ def test_a_sandboxed_timeout_kills_the_whole_tree_after_sigterm_and_its_grace(jo
 
     assert jobs[name(plain)]["fail_reason"] == "timeout"
     assert jobs[name(plain)]["signal"] == signal.SIGTERM and jobs[name(plain)]["exit_code"] is None
-    assert 1 <= jobs[name(plain)]["walltime"] < 5
+    assert 3 <= jobs[name(plain)]["walltime"] < 7
     assert jobs[name(graceful)]["fail_reason"] == "timeout"
     assert jobs[name(graceful)]["stdout_tail"] == "cleaned up\n", jobs[name(graceful)]
     assert jobs[name(graceful)]["exit_code"] == 0
