@@ -1054,3 +1054,29 @@ def test_a_bad_sandbox_is_a_bad_spec(jobs_root, sandbox):
 
     assert job["fail_reason"] == "bad spec", job
     assert not (work(spec) / "ran").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to look at /etc as another user too")
+def test_the_sandbox_masks_only_the_secrets_its_user_could_read():
+    # as root every secret is readable and masked; as an unprivileged user
+    # (the service's own, in a shared deployment) the shadow files and host
+    # keys are unreadable already, and a mask would only cost each job a mount
+    look = ("import importlib.util, json, os, sys\n"
+            "from importlib.machinery import SourceFileLoader\n"
+            f"loader = SourceFileLoader('w', {str(WRAPPER)!r})\n"
+            "w = importlib.util.module_from_spec(importlib.util.spec_from_loader('w', loader))\n"
+            "loader.exec_module(w)\n"
+            "if sys.argv[1] != 'root':\n"
+            "    os.setgroups([]); os.setgid(65534); os.setuid(65534)\n"
+            "print(json.dumps([[path, os.access(path, os.R_OK)] for path in w.masked_files()]))\n")
+
+    def masked(user):
+        result = subprocess.run([sys.executable, "-c", look, user], capture_output=True, text=True, check=True)
+        return json.loads(result.stdout)
+
+    as_root = dict(masked("root"))
+    secrets_here = [path for path in ("/etc/shadow", "/etc/gshadow") if os.path.isfile(path)]
+    assert secrets_here and all(path in as_root for path in secrets_here), as_root
+    as_nobody = masked("nobody")
+    assert not any(path in dict(as_nobody) for path in secrets_here), as_nobody
+    assert all(readable for _, readable in as_nobody), as_nobody
