@@ -24,10 +24,11 @@ ANSIBLE_ENV = dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE_CONFIG), ANSIBLE_NOCOL
 class Service:
     def __init__(self, **env):
         # where `make run` keeps its var dir (the repository's var/), not the
-        # system's temporary directory, which may be another filesystem: on
-        # the machine these figures come from, creating a file in /tmp costs
-        # 0.85 ms of CPU against 0.02 ms beside the repository, and a job
-        # creates about ten
+        # system's temporary directory: a job creates about ten files, and
+        # what a file costs depends on the filesystem (on the machine these
+        # figures come from, creating one cost 0.85 ms of CPU in /tmp against
+        # 0.02 ms beside the repository one day, 0.04 ms against 0.37 ms
+        # another): the figure is the one a user of `make run` gets
         parent = REPOSITORY / "var"
         parent.mkdir(exist_ok=True)
         self.var_dir = Path(tempfile.mkdtemp(prefix="bench-", dir=parent))
