@@ -1080,3 +1080,24 @@ def test_the_sandbox_masks_only_the_secrets_its_user_could_read():
     as_nobody = masked("nobody")
     assert not any(path in dict(as_nobody) for path in secrets_here), as_nobody
     assert all(readable for _, readable in as_nobody), as_nobody
+
+
+@needs_bwrap
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a job run as root owns the host's device nodes")
+def test_a_sandboxed_job_run_as_root_cannot_change_the_hosts_device_nodes(jobs_root):
+    hosts = {name: os.stat(f"/dev/{name}").st_mode for name in ("null", "zero", "full")}
+    try:
+        _, job = run_sandboxed(jobs_root, "chmod 600 /dev/null /dev/zero /dev/full && echo changed")
+        assert job["stdout_tail"] == "changed\n", job  # its own copies: it may
+        assert {name: os.stat(f"/dev/{name}").st_mode for name in hosts} == hosts
+        # the next job of the node gets them as the host has them again
+        _, job = run_sandboxed(jobs_root, "echo gone > /dev/null && head -c 4 /dev/zero | wc -c && "
+                                          "stat -c %a /dev/null /dev/full")
+        assert job["stdout_tail"].split() == ["4", "666", "666"], job
+        devices = jobs_root.parent / "devices"
+        assert {path.name for path in devices.iterdir()} >= {"full", "null", "zero"}
+    finally:
+        for name, mode in hosts.items():
+            if os.stat(f"/dev/{name}").st_mode != mode:
+                os.chmod(f"/dev/{name}", stat.S_IMODE(mode))
+                pytest.fail(f"a sandboxed job changed the host's /dev/{name}")
