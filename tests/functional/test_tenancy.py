@@ -646,8 +646,9 @@ def test_links_in_a_work_dir_are_never_followed(attacks):
     assert follow["state"] == "failed" and follow["exit_code"] == 1, follow  # the last cat finds nothing
     assert lines_starting(follow["stdout"], "HIDDEN") == [str(work / name) for name in LINKS], follow["stdout"]
     # a status sweep of the node ran after the links were made (agents that
-    # pull get one only when silent: this one is asked for, over a job that runs)
-    world.testapp.post_json(ALICE_JOBS, {"name": "swept", "cpus": 0, "memory": "256M", "cmd": "sleep 30"},
+    # pull get one only when silent: this one is asked for, over a job that runs until
+    # the test cancels it: at 30 s it once ended first on a slow machine)
+    world.testapp.post_json(ALICE_JOBS, {"name": "swept", "cpus": 0, "memory": "256M", "cmd": "sleep 300"},
                             headers=world.alice, status=201)
     wait_for(world.testapp, f"{ALICE_JOBS}/swept", world.alice, lambda j: j["state"] == "running")
     sweep_now(world)
