@@ -17,6 +17,7 @@ from persistent.list import PersistentList
 
 from .models.cluster import Clusters
 from .models.events import EventLog
+from .models.inbox import Inbox
 from .models.output import CHUNK_BYTES, RunOutput
 from .models.project import Projects
 from .models import run as run_model
@@ -296,11 +297,29 @@ def step_14_one_spelling_of_cancelled(root, evolution):
         log.info("evolve: %d runs said %r, now %r", changed, OLD_CANCELLED, run_model.CANCELLED)
 
 
+def step_15_an_inbox_per_node(root, evolution):
+    """Reports not yet applied wait in an inbox per node whose concurrent
+    changes merge (models/inbox.py), not in one BTree per cluster."""
+    for project in root.projects.values():
+        for cluster in project.clusters.values():
+            jobs = cluster.jobs
+            if getattr(jobs, "inbox", None) is None:
+                continue  # made by this version
+            jobs.inboxes = OOBTree()
+            for name, (attempt, report) in jobs.inbox.items():
+                job = jobs.get(name)
+                if job is not None and job.node is not None:
+                    if job.node not in jobs.inboxes:
+                        jobs.inboxes[job.node] = Inbox()
+                    jobs.inboxes[job.node].put(name, attempt, report)
+            del jobs.inbox
+
+
 STEPS = [step_1_users_and_projects, step_2_service_catalog, step_3_clusters_and_runs, step_4_jobs,
          step_5_warnings, step_6_job_report_inbox, step_7_schedule_requests_in_memory, step_8_tenancy,
          step_9_run_output_in_database, step_10_uploads_in_database,
          step_11_workers_and_shared_scheduling, step_12_event_feed, step_13_webhooks,
-         step_14_one_spelling_of_cancelled]
+         step_14_one_spelling_of_cancelled, step_15_an_inbox_per_node]
 
 
 class Evolution:

@@ -22,6 +22,7 @@ from ..errors import Conflict
 from ..resources import Folder, object_path
 from . import events, notes
 from .base import Entity, check_move, new_id, rfc3339, utcnow
+from .inbox import Inbox
 
 DEPENDENT, QUEUED, LAUNCHING, RUNNING = "dependent", "queued", "launching", "running"
 SUCCEEDED, FAILED, CANCELLED, LOST = "succeeded", "failed", "cancelled", "lost"
@@ -162,7 +163,7 @@ class JobTable(Folder):
         self.by_node = OOBTree()
         self.counts = OOBTree()  # (index, key) -> Length
         self.queue = OOTreeSet()  # (-priority, seq, name) of queued jobs
-        self.inbox = OOBTree()  # job name -> (attempt, report) received, not yet applied
+        self.inboxes = OOBTree()  # node -> Inbox: reports received, not yet applied
 
     # -- indexes --------------------------------------------------------------
 
@@ -363,21 +364,24 @@ class JobTable(Folder):
                 self.move(dependent, QUEUED)
 
     def receive(self, job, attempt, report):
-        """Keep a wrapper's report in the inbox for `apply_reports`: a
-        request then writes one BTree entry (concurrent inserts of other keys
-        merge) and none of the objects the dispatcher changes. False when it
-        is not needed (an old attempt, or a job that is not out)."""
+        """Keep a wrapper's report in its node's inbox for `apply_reports`:
+        a request then changes one object (whose concurrent changes merge)
+        and none of those the dispatcher changes. False when it is not
+        needed (an old attempt, or a job that is not out)."""
         if not is_out(job, attempt):
             return False
-        self.inbox[job.name] = (attempt, report)
+        inbox = self.inboxes.get(job.node)
+        if inbox is None:
+            inbox = self.inboxes[job.node] = Inbox()
+        inbox.put(job.name, attempt, report)
         return True
 
     def apply_reports(self):
         """Record the reports received since the last time, in one go."""
-        for name, (attempt, report) in list(self.inbox.items()):
-            del self.inbox[name]
-            if name in self:
-                self.record(self[name], attempt, report)
+        for inbox in self.inboxes.values():
+            for name, (attempt, report) in inbox.take():
+                if name in self:
+                    self.record(self[name], attempt, report)
 
     def record(self, job, attempt, report):
         """What a node says of one attempt (a callback or a status sweep):

@@ -128,7 +128,7 @@ def test_an_agent_told_several_urls_tries_the_next_when_one_does_not_answer():
                              "cluster": "c", "cluster_id": "0000000a", "node": "node-1", "secret": "s"})
     assert (service.url.hostname, service.url.port) == ("127.0.0.1", 1)
     with pytest.raises(OSError):
-        service.post("/v1/agents/poll", {})  # nothing listens on port 1
+        service.start("/v1/agents/poll", {}, 1.0)  # nothing listens on port 1
     service.next_url()
     assert (service.url.scheme, service.url.hostname, service.url.path) == ("https", "api-2.example", "/base")
     service.next_url()

@@ -5,11 +5,17 @@ machine (TRANSITIONS) refusing what it does not allow."""
 import logging
 
 import pytest
+import transaction
+from BTrees.OOBTree import OOBTree
+from ZODB.POSException import ConflictError
 
+from pyramid_app.connections import database
 from pyramid_app.errors import Conflict
 from pyramid_app.models import job as job_model
 from pyramid_app.models import notes
+from pyramid_app.evolve import evolve
 from pyramid_app.models.base import IllegalTransition
+from pyramid_app.resources import app_root
 from pyramid_app.units import MAX_DURATION
 from tests.unit.model_world import World, commit_notes, logged
 
@@ -213,3 +219,65 @@ def test_a_job_stored_before_the_bounds_is_still_read_and_placed(world, cluster)
     cluster.request_scheduling()
     cluster.schedule(world.root.services.lookup("batch").playbooks, world.root.run_queue)
     assert small.state != "queued" and huge.state == "queued"  # no node holds it: it waits, the rest runs
+
+
+def test_reports_received_and_applied_at_the_same_time_merge_instead_of_conflicting(world, cluster):
+    """Two connections to the one FileStorage: a report request puts into a
+    node's inbox while the scheduler takes what it read; both commit, and
+    nothing is lost or applied twice. Two requests putting the same job at
+    once do conflict."""
+    table = cluster.jobs
+    first, second, third = table.submit([spec("first"), spec("second"), spec("third")])
+    table.pick(capacity(cluster))
+    assert {first.node, second.node, third.node} == {"node-1", "node-2"}
+    same_node = [job for job in (second, third) if job.node == first.node][0]
+    table.receive(first, 1, report("running", pid=1))
+    world.commit()
+
+    other = transaction.TransactionManager()
+    connection = database(world.app.registry).open(other)
+    try:
+        other.begin()
+        their_table = app_root(connection).projects["demo"].clusters["c1"].jobs
+        table.apply_reports()  # the scheduler takes `first`...
+        their_job = their_table[same_node.name]
+        their_table.receive(their_job, 1, report("running", pid=2))  # ...while a request puts another
+        other.commit()
+        world.commit()  # merged
+        assert first.state == "running"
+        assert [name for name, _ in table.inboxes[first.node].take()] == [same_node.name]
+        world.manager.abort()
+        world.manager.begin()
+
+        other.begin()
+        their_table.receive(their_table[first.name], 1, report("finished", exit_code=0))
+        table.receive(first, 1, report("finished", exit_code=1))
+        other.commit()
+        with pytest.raises(ConflictError):
+            world.manager.commit()
+    finally:
+        world.manager.abort()
+        other.abort()
+        connection.close()
+        world.manager.begin()
+
+
+def test_evolve_step_15_moves_waiting_reports_into_their_nodes_inboxes(world, cluster):
+    table = cluster.jobs
+    job, = table.submit([spec("waiting")])
+    table.pick(capacity(cluster))
+    del table.inboxes
+    table.inbox = OOBTree({job.name: (1, report("running", pid=7))})  # as generation 14 stored it
+    world.root.generation = 14
+    world.commit()
+    connection = database(world.app.registry).open()
+    try:
+        evolve(connection, world.app.registry.keyring, world.app.registry.settings["provisioner.var_dir"])
+    finally:
+        transaction.abort()
+        connection.close()
+    world.manager.abort()
+    world.manager.begin()
+    assert not hasattr(table, "inbox") and list(table.inboxes) == [job.node]
+    table.apply_reports()
+    assert (job.state, job.pid) == ("running", 7)
