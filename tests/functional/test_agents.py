@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 import webtest
-import yaml
 from webtest.http import StopableWSGIServer
 
 from pyramid_app import main
 from pyramid_app.agents import SpecContext, agent_secret, places_of, pulled_spec
 from pyramid_app.connections import database
+from pyramid_app.rendering import parse_inventory
 from pyramid_app.resources import app_root
 from pyramid_app.schemas.agents import MAX_WAIT
 from pyramid_app.security import callback_keys
@@ -100,7 +100,7 @@ def env(tmp_path_factory):
             cluster, _ = wait_for(client.testapp, path, client.as_admin, in_state("active", "failed"), timeout=150)
             assert cluster["state"] == "active", cluster["state_reason"]
             shared.ids[(project, name)] = cluster["id"]
-            hosts = yaml.safe_load(client.testapp.get(f"{path}/inventory", headers=client.as_admin).text)[
+            hosts = parse_inventory(client.testapp.get(f"{path}/inventory", headers=client.as_admin).text)[
                 "all"]["children"]["nodes"]["hosts"]
             shared.node_dirs[(project, name)] = {node: Path(hostvars["provisioner_node_dir"])
                                                  for node, hostvars in hosts.items()}

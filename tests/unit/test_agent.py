@@ -4,6 +4,7 @@ starts."""
 import importlib.util
 import json
 import os
+import signal
 import time
 from importlib.machinery import SourceFileLoader
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pyramid_app.settings import ROLES_DIR
+from tests.unit.test_job_wrapper import SANDBOX, SYSTEM_PYTHON, needs_bwrap
 
 def load_agent():
     loader = SourceFileLoader("provisioner_agent",
@@ -59,6 +61,7 @@ def settle(agent, until, timeout=20):
     deadline = time.monotonic() + timeout
     while not until():
         assert time.monotonic() < deadline, "the agent never got there"
+        agent.read_events()
         agent.reap()
         agent.start_what_fits()
         time.sleep(0.02)
@@ -133,3 +136,49 @@ def test_an_agent_told_several_urls_tries_the_next_when_one_does_not_answer():
     assert (service.url.scheme, service.url.hostname, service.url.path) == ("https", "api-2.example", "/base")
     service.next_url()
     assert service.url.port == 1
+
+
+# -- supervisors kept for job after job ------------------------------------------
+
+
+def record(agent, name, file):
+    return json.loads(Path(agent.jobs_dir, f"{name}-1", file).read_text())
+
+
+@needs_bwrap
+@pytest.mark.skipif(SYSTEM_PYTHON is None, reason="no /usr/bin/python3 for the sandbox (Debian package python3)")
+def test_one_supervisor_runs_job_after_job_each_measured_and_limited_on_its_own(agent):
+    """A sandboxed job that burns a second of cpu and 300 MB, then one that
+    does nothing, then one over its memory limit: the same supervisor runs
+    all three, and each job's figures and limit are its own."""
+    heavy = spec(agent, "heavy", cmd=f"{SYSTEM_PYTHON} -c 'import time; b = bytearray(300 * 2**20); "
+                                     "t = time.process_time()\nwhile time.process_time() - t < 1: b[0] = 1'")
+    light = spec(agent, "light")
+    greedy = dict(spec(agent, "greedy", cmd=f"{SYSTEM_PYTHON} -c 'b = bytearray(400 * 2**20)'"),
+                  memory_limit=200 * 2**20)
+    for job in (heavy, light, greedy):
+        job["sandbox"] = SANDBOX
+        enqueue(agent, job)
+        settle(agent, lambda: status(agent, job["id"]) is not None and not agent.held)
+    supervisors = {record(agent, name, "pid.json")["supervisor_pid"] for name in ("heavy", "light", "greedy")}
+    assert len(supervisors) == 1 and supervisors <= set(agent.supervisors), supervisors
+    heavy, light, greedy = (status(agent, name) for name in ("heavy", "light", "greedy"))
+    assert heavy["exit_code"] == 0 and heavy["cputime"] >= 1.0 and heavy["peak_ram"] >= 300, heavy
+    assert light["exit_code"] == 0 and light["cputime"] < 0.5 and light["peak_ram"] < 100, light
+    assert greedy["exit_code"] != 0 and "MemoryError" in Path(agent.jobs_dir, "greedy-1", "stderr").read_text()
+
+
+def test_an_idle_supervisor_is_retired_and_one_ended_by_sigterm_is_replaced(agent, monkeypatch):
+    enqueue(agent, spec(agent, "first"))
+    settle(agent, lambda: status(agent, "first") is not None and not agent.held)
+    first = record(agent, "first", "pid.json")["supervisor_pid"]
+    os.kill(first, signal.SIGTERM)  # idle: it ends at once
+    settle(agent, lambda: first not in agent.supervisors)
+    enqueue(agent, spec(agent, "second"))
+    settle(agent, lambda: status(agent, "second") is not None and not agent.held)
+    second = record(agent, "second", "pid.json")["supervisor_pid"]
+    assert second != first and status(agent, "second")["exit_code"] == 0
+    monkeypatch.setattr(AGENT, "SUPERVISOR_IDLE_SECONDS", 0.0)
+    agent.retire_idle_supervisors()
+    settle(agent, lambda: not agent.supervisors)  # it read the end of its pipe and left
+    assert AGENT.wrapper.start_time(second) is None
