@@ -8,6 +8,7 @@ import transaction
 
 from pyramid_app import main, settings
 from pyramid_app.connections import database
+from pyramid_app.evolve import evolve
 from pyramid_app.models import notes
 from pyramid_app.models.cluster import Requester
 from pyramid_app.resources import app_root
@@ -50,6 +51,21 @@ class World:
 
     def commit(self):
         self.manager.commit()
+        self.manager.begin()
+
+    def evolve_from(self, generation):
+        """Commit what the test stored as `generation` wrote it, run the
+        evolve steps after it on a connection of their own, and look at
+        what they committed."""
+        self.root.generation = generation
+        self.commit()
+        connection = database(self.app.registry).open()
+        try:
+            evolve(connection, self.app.registry.keyring, self.app.registry.settings["provisioner.var_dir"])
+        finally:
+            transaction.abort()
+            connection.close()
+        self.manager.abort()
         self.manager.begin()
 
     def close(self):

@@ -13,7 +13,6 @@ from pyramid_app.connections import database
 from pyramid_app.errors import Conflict
 from pyramid_app.models import job as job_model
 from pyramid_app.models import notes
-from pyramid_app.evolve import evolve
 from pyramid_app.models.base import IllegalTransition
 from pyramid_app.resources import app_root
 from pyramid_app.units import MAX_DURATION
@@ -268,16 +267,7 @@ def test_evolve_step_15_moves_waiting_reports_into_their_nodes_inboxes(world, cl
     table.pick(capacity(cluster))
     del table.inboxes
     table.inbox = OOBTree({job.name: (1, report("running", pid=7))})  # as generation 14 stored it
-    world.root.generation = 14
-    world.commit()
-    connection = database(world.app.registry).open()
-    try:
-        evolve(connection, world.app.registry.keyring, world.app.registry.settings["provisioner.var_dir"])
-    finally:
-        transaction.abort()
-        connection.close()
-    world.manager.abort()
-    world.manager.begin()
+    world.evolve_from(14)
     assert not hasattr(table, "inbox") and list(table.inboxes) == [job.node]
     table.apply_reports()
     assert (job.state, job.pid) == ("running", 7)

@@ -5,10 +5,8 @@ and the wake-up of the runner threads."""
 import logging
 
 import pytest
-import transaction
 
-from pyramid_app.connections import database
-from pyramid_app.evolve import STEPS, evolve
+from pyramid_app.evolve import STEPS
 from pyramid_app.models import notes
 from pyramid_app.models import run as run_model
 from pyramid_app.models.base import IllegalTransition
@@ -117,16 +115,7 @@ def test_evolve_step_14_spells_stored_runs_cancelled(world):
     old.finish("cancelled", None, {}, "cancelled on request")
     old.status, old.status_reason = "canceled", "canceled on request"  # as version 13 stored it
     other = world.cluster("c2").step_runs[0]
-    world.root.generation = 13
-    world.commit()
-    connection = database(world.app.registry).open()
-    try:
-        evolve(connection, world.app.registry.keyring, world.app.registry.settings["provisioner.var_dir"])
-    finally:
-        transaction.abort()
-        connection.close()
-    world.manager.abort()
-    world.manager.begin()  # what the evolve committed
+    world.evolve_from(13)
     assert world.root.generation == len(STEPS) >= 14
     assert (old.status, old.status_reason) == ("cancelled", "cancelled on request")
     assert old.as_json()["status"] == "cancelled"
