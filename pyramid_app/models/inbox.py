@@ -19,7 +19,13 @@ class Inbox(Persistent):
         return len(self.reports)
 
     def put(self, name, attempt, report):
-        """Keep the newest report of an attempt (a newer one replaces it)."""
+        """Keep the last report of a job, except that a "running" report
+        never hides the same attempt's end (a request the agent gave up on
+        may still commit after the one it sent next)."""
+        kept = self.reports.get(name)
+        if kept is not None and kept[0] == attempt and kept[1].get("state") != "running" \
+                and report.get("state") == "running":
+            return
         self.reports[name] = (attempt, report)
         self._p_changed = True
 

@@ -271,3 +271,13 @@ def test_evolve_step_15_moves_waiting_reports_into_their_nodes_inboxes(world, cl
     assert not hasattr(table, "inbox") and list(table.inboxes) == [job.node]
     table.apply_reports()
     assert (job.state, job.pid) == ("running", 7)
+
+
+def test_a_late_running_report_never_hides_the_same_attempts_end(cluster):
+    table = cluster.jobs
+    job, = table.submit([spec("late")])
+    table.pick(capacity(cluster))
+    table.receive(job, 1, report("finished", exit_code=0))
+    table.receive(job, 1, report("running", pid=9))  # an older request, committed after
+    table.apply_reports()
+    assert (job.state, job.exit_code) == ("succeeded", 0)
