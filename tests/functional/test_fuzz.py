@@ -12,9 +12,12 @@ import os
 import pytest
 import schemathesis
 import webtest
+import yaml
+from schemathesis.core import media_types
 from webtest.http import StopableWSGIServer
 
 from pyramid_app import main
+from pyramid_app.rendering.inventory_yaml import InventoryLoader
 from tests.conftest import Client, close, in_state, settings_for, wait_for
 
 EXAMPLES = int(os.environ.get("PROVISIONER_FUZZ_EXAMPLES", "25"))
@@ -28,6 +31,14 @@ SHARED = {"project": "fuzz", "cluster": "c1", "job": "j1", "user": "alice", "ser
 # operations below them.
 DOOMED = {"project": "doomed", "cluster": "doomed", "job": "doomed", "user": "doomed", "version": "2.0"}
 TEMPLATE = "all:\n  hosts:\n    node-1:\n      cpus: {{ options.cpus }}\n"
+
+
+# every YAML type: schemathesis takes the first registered one of the family
+@schemathesis.deserializer(*media_types.YAML_MEDIA_TYPES)
+def inventory_yaml(_context, response):
+    """Inventories tag quoted values !unsafe (a cluster id of eight decimal
+    digits among them), which schemathesis's own YAML loader refuses."""
+    return yaml.load(response.content.decode(response.encoding or "utf-8"), Loader=InventoryLoader)
 
 
 @pytest.fixture(scope="module")
