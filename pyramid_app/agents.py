@@ -16,13 +16,13 @@ import time
 from urllib.parse import quote
 
 import transaction
-from BTrees.OOBTree import intersection
+from BTrees.OOBTree import OOSet, difference, intersection
 from ZODB.POSException import ConflictError
 
 from .connections import database
 from .errors import APIError
 from .models.cluster import DELETED, DELETING, agent_places
-from .models.job import ACTIVE, LAUNCHING, is_out
+from .models.job import ACTIVE, LAUNCHING
 from .rendering import parse_inventory
 from .resources import app_root
 from .security import callback_keys
@@ -79,22 +79,14 @@ def authenticate(request):
 def answer(cluster, node, holding, context):
     """What the agent of `node` is told: the jobs launching there it does
     not hold (in the order they were placed), and the held ones that are no
-    longer out there."""
-    held = set(holding)
-    jobs = []
-    for name in intersection(cluster.jobs.names_where("state", LAUNCHING), cluster.jobs.names_where("node", node)):
-        job = cluster.jobs[name]
-        if job.attempt_name not in held:
-            jobs.append(job)
+    longer out there. Compared by attempt name in the node's index, so that
+    only the jobs it is told of are read."""
+    held, out = OOSet(holding), cluster.jobs.attempts_out(node)
+    jobs_by_id = cluster.app_root.jobs_by_id
+    jobs = [job for job in (jobs_by_id[attempt_name.rpartition("-")[0]] for attempt_name in difference(out, held))
+            if job.state == LAUNCHING]
     jobs.sort(key=lambda job: (-job.priority, job.updated_at))
-    drop = []
-    for attempt_name in sorted(held):
-        job_id, _, attempt = attempt_name.rpartition("-")
-        job = cluster.app_root.jobs_by_id.get(job_id)
-        if job is None or job.cluster is not cluster or job.node != node or not attempt.isdigit() \
-                or not is_out(job, int(attempt)):
-            drop.append(attempt_name)
-    return {"jobs": [pulled_spec(cluster, job, context) for job in jobs], "drop": drop}
+    return {"jobs": [pulled_spec(cluster, job, context) for job in jobs], "drop": list(difference(held, out))}
 
 
 def named_by_jobs_out(cluster, node, upload):

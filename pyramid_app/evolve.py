@@ -315,11 +315,19 @@ def step_15_an_inbox_per_node(root, evolution):
             del jobs.inbox
 
 
+def step_16_attempts_out_by_node(root, evolution):
+    """A table knows the attempts out on each node by name (what agents are
+    told is compared there, without reading every job)."""
+    for project in root.projects.values():
+        for cluster in project.clusters.values():
+            cluster.jobs.index_attempts_out()
+
+
 STEPS = [step_1_users_and_projects, step_2_service_catalog, step_3_clusters_and_runs, step_4_jobs,
          step_5_warnings, step_6_job_report_inbox, step_7_schedule_requests_in_memory, step_8_tenancy,
          step_9_run_output_in_database, step_10_uploads_in_database,
          step_11_workers_and_shared_scheduling, step_12_event_feed, step_13_webhooks,
-         step_14_one_spelling_of_cancelled, step_15_an_inbox_per_node]
+         step_14_one_spelling_of_cancelled, step_15_an_inbox_per_node, step_16_attempts_out_by_node]
 
 
 class Evolution:

@@ -70,6 +70,7 @@ class Job(Entity):
     pinned_node = None
     dependents = ()  # a PersistentList once a job depends on this one
     queue_key = node = None
+    out_key = None  # (node, attempt name) while the attempt is launching or running
     exit_code = fail_reason = pid = None
     started_at = ended_at = None
     walltime = cputime = peak_ram = None
@@ -97,6 +98,13 @@ class Job(Entity):
     @property
     def cluster(self):
         return self.__parent__.__parent__
+
+    def forget(self, fields):
+        """Back to the class's value of each of `fields`: a value that says
+        nothing yet is not stored (each costs pickling, at every change)."""
+        for field in fields:
+            if field in vars(self):
+                delattr(self, field)
 
     # unbounded: a job stored before the bounds (units.py) keeps what it asked for
     @property
@@ -163,6 +171,7 @@ class JobTable(Folder):
         self.by_node = OOBTree()
         self.counts = OOBTree()  # (index, key) -> Length
         self.queue = OOTreeSet()  # (-priority, seq, name) of queued jobs
+        self.out_by_node = OOBTree()  # node -> OOTreeSet of the attempt names launching or running there
         self.inboxes = OOBTree()  # node -> Inbox: reports received, not yet applied
 
     # -- indexes --------------------------------------------------------------
@@ -229,14 +238,42 @@ class JobTable(Folder):
             self._counter("group_state", (job.rep_grp, job.state)).change(-1)
         if job.queue_key is not None:
             self.queue.remove(job.queue_key)
-            job.queue_key = None
+            job.forget(("queue_key",))
+        if job.out_key is not None and state not in ACTIVE:
+            node, attempt_name = job.out_key
+            self.out_by_node[node].remove(attempt_name)
+            job.forget(("out_key",))
         job.state = state
         self._add_to("state", state, job.name)
         self._counter("group_state", (job.rep_grp, state)).change(1)
         if state == QUEUED:
             job.queue_key = (-job.priority, time.time_ns(), next(_sequence), job.name)
             self.queue.add(job.queue_key)
+        elif state in ACTIVE and job.out_key is None:
+            self._note_out(job)
         job.touch()
+
+    def _note_out(self, job):
+        job.out_key = (job.node, job.attempt_name)
+        out = self.out_by_node.get(job.node)
+        if out is None:
+            out = self.out_by_node[job.node] = OOTreeSet()
+        out.add(job.attempt_name)
+
+    def attempts_out(self, node):
+        """The attempt names (`<job id>-<attempt>`) launching or running on
+        `node`: what its agent is told to hold, read without loading a job."""
+        return self.out_by_node.get(node) or OOTreeSet()
+
+    def index_attempts_out(self):
+        """Set the index `attempts_out` reads from the jobs out there (for
+        tables made before it existed)."""
+        self.out_by_node = OOBTree()
+        for state in ACTIVE:
+            for name in self.names_where("state", state):
+                job = self[name]
+                if job.node is not None:
+                    self._note_out(job)
 
     def place(self, job, node):
         if job.node is not None:
@@ -323,8 +360,7 @@ class JobTable(Folder):
                     room[0] -= job.cpus
                     room[1] -= job.memory_mb
                     job.attempts += 1
-                    job.exit_code = job.fail_reason = job.pid = job.failed_launch = None
-                    job.started_at = job.ended_at = None
+                    job.forget(("exit_code", "fail_reason", "pid", "failed_launch", "started_at", "ended_at"))
                     self.place(job, node)
                     self.move(job, LAUNCHING)
                     picked.setdefault(node, []).append(job)
@@ -428,8 +464,7 @@ class JobTable(Folder):
         if not job.finished:
             raise Conflict(f"Job {job.name!r} is {job.state}; only a finished job can be restarted.",
                            code="WrongState")
-        for field in RESULT_FIELDS:
-            setattr(job, field, getattr(Job, field))
+        job.forget(RESULT_FIELDS)
         self.move(job, QUEUED)
 
     def purge(self, job):

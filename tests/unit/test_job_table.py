@@ -9,6 +9,7 @@ import transaction
 from BTrees.OOBTree import OOBTree
 from ZODB.POSException import ConflictError
 
+from pyramid_app.agents import SpecContext, answer
 from pyramid_app.connections import database
 from pyramid_app.errors import Conflict
 from pyramid_app.models import job as job_model
@@ -281,3 +282,74 @@ def test_a_late_running_report_never_hides_the_same_attempts_end(cluster):
     table.receive(job, 1, report("running", pid=9))  # an older request, committed after
     table.apply_reports()
     assert (job.state, job.exit_code) == ("succeeded", 0)
+
+
+def out_on(table, node):
+    return list(table.attempts_out(node))
+
+
+def test_each_nodes_attempts_out_follow_every_move_in_and_out_of_launching_and_running(cluster):
+    table = cluster.jobs
+    flaky, never, kept, cancelled = table.submit([spec("flaky", retries=1, node="node-1"), spec("never", node="node-1"),
+                                                  spec("kept", node="node-2"), spec("cancelled", node="node-2")])
+    table.pick(capacity(cluster))
+    assert out_on(table, "node-1") == sorted([f"{flaky.id}-1", f"{never.id}-1"])
+    assert out_on(table, "node-2") == sorted([f"{kept.id}-1", f"{cancelled.id}-1"])
+    table.record(kept, 1, report("running", pid=5))  # launching -> running: still out, as the same attempt
+    table.cancel(cancelled)
+    assert out_on(table, "node-2") == [f"{kept.id}-1"]
+    table.record(flaky, 1, report("finished", exit_code=1))  # queued again, as attempt 2 once placed
+    table.record(never, 1, report("missing"))  # its attempt is taken back: the one it was out as goes
+    assert out_on(table, "node-1") == [] and never.attempts == 0
+    table.pick(capacity(cluster))
+    assert out_on(table, "node-1") == sorted([f"{flaky.id}-2", f"{never.id}-1"])
+    table.record(kept, 1, report("finished", exit_code=0))
+    table.restart(kept)
+    table.pick(capacity(cluster))
+    assert out_on(table, "node-2") == [f"{kept.id}-2"]
+    # what an attempt out stored is gone with it: nothing of a finished one is kept on the job
+    table.record(kept, 2, report("lost"))
+    assert out_on(table, "node-2") == [] and "out_key" not in vars(kept) and "queue_key" not in vars(kept)
+
+
+def test_a_retried_attempt_stores_nothing_of_the_last_but_what_it_keeps(cluster):
+    table = cluster.jobs
+    job, = table.submit([spec("twice", retries=1)])
+    table.pick(capacity(cluster))
+    table.record(job, 1, report("finished", exit_code=2, pid=9, started_at=1.0, ended_at=2.0))
+    table.pick(capacity(cluster))
+    assert (job.attempts, job.exit_code, job.fail_reason, job.pid, job.started_at, job.ended_at) == \
+        (2, None, None, None, None, None)
+    assert not {"exit_code", "fail_reason", "pid", "started_at", "ended_at"} & set(vars(job))
+
+
+def test_evolve_step_16_indexes_the_attempts_out_of_every_table(world, cluster):
+    table = cluster.jobs
+    out, running, waiting = table.submit([spec("out", node="node-1"), spec("running", node="node-1"),
+                                          spec("waiting", cpus=2, node="node-1")])
+    table.pick(capacity(cluster))
+    table.record(running, 1, report("running", pid=3))
+    del table.out_by_node  # as generation 15 stored it: no index, no key on the jobs
+    for job in (out, running):
+        del job.out_key
+    world.evolve_from(15)
+    assert out_on(table, "node-1") == sorted([f"{out.id}-1", f"{running.id}-1"]) and waiting.state == "queued"
+    table.record(out, 1, report("finished", exit_code=0))
+    assert out_on(table, "node-1") == [f"{running.id}-1"]
+
+
+def test_an_agent_is_told_what_is_launching_on_its_node_and_to_drop_what_is_not_out_there(world, cluster):
+    table = cluster.jobs
+    first, second, running, finished, elsewhere = table.submit(
+        [spec("first", node="node-1"), spec("second", node="node-1", priority=5), spec("running", node="node-1"),
+         spec("finished", node="node-1"), spec("elsewhere", node="node-2")])
+    table.pick(capacity(cluster), ahead=2)
+    table.record(running, 1, report("running", pid=4))
+    table.record(finished, 1, report("finished", exit_code=0))
+    context = SpecContext(None, False)
+    told = answer(cluster, "node-1", [f"{first.id}-1"], context)
+    # not held: `second` (the higher priority first); `running` is out but not launching: a status run's
+    assert [(job["id"], job["attempt"]) for job in told["jobs"]] == [(second.id, 1)] and told["drop"] == []
+    strangers = [f"{finished.id}-1", f"{first.id}-7", f"{elsewhere.id}-1", "0-1", "no-attempt", "-"]
+    told = answer(cluster, "node-1", [f"{first.id}-1", f"{second.id}-1", f"{running.id}-1"] + strangers, context)
+    assert told == {"jobs": [], "drop": sorted(strangers)}
