@@ -37,7 +37,10 @@ def fill(var_dir):
             for job in table.submit(specs):
                 job.attempts = 1
                 table.place(job, "node-1")
-                table.move(job, "running" if int(job.name[4:]) < RUNNING else "succeeded")
+                table.move(job, "launching")
+                table.move(job, "running")
+                if int(job.name[4:]) >= RUNNING:
+                    table.move(job, "succeeded")
             transaction.commit()
             app_root(connection).event_log.sequence()  # as the server's sequencer would have
             transaction.commit()
